@@ -1,0 +1,1 @@
+"""Galaxy Edge Gateway service: push-hub."""
