@@ -1,0 +1,180 @@
+"""Write contracts/signing-vectors-v1.json: deterministic signing test vectors.
+
+Keys are derived from fixed labels, Ed25519 signatures are deterministic, so
+the file is reproducible byte for byte (``make gen-check`` proves it). A
+client in any language can load it and check that it builds the same
+signing inputs and signatures (docs/signing.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from edgecore.catalog import SUBSCRIBE_EVENTS_MESSAGE_TYPE
+from edgecore.keys import encode_ed25519_pkcs8_pem
+from edgecore.payloads import encode_error_response, encode_server_time_event
+from edgecore.signing import (
+    Signer,
+    event_signing_input,
+    payload_hash,
+    request_signing_input,
+    response_signing_input,
+)
+
+CLIENT_SEED = hashlib.sha256(b"galaxy-edge-gateway signing vectors: client device key").digest()
+SERVER_SEED = hashlib.sha256(b"galaxy-edge-gateway signing vectors: response signer").digest()
+
+LONG_ID = "r-" + "x" * 198  # 200 bytes: a two-byte uvarint length prefix
+
+
+def _key(signer: Signer) -> dict[str, str]:
+    return {
+        "seed_hex": signer.seed().hex(),
+        "public_key_hex": signer.public_key.hex(),
+        "public_key_base64": base64.b64encode(signer.public_key).decode(),
+        "private_key_pkcs8_pem": encode_ed25519_pkcs8_pem(signer.seed()).decode(),
+    }
+
+
+def _request(name: str, client: Signer, payload: bytes, **fields: Any) -> dict[str, Any]:
+    digest = payload_hash(payload)
+    signing_input = request_signing_input(payload_hash=digest, **fields)
+    return {
+        "name": name,
+        "fields": dict(fields),
+        "payload_hex": payload.hex(),
+        "payload_hash_hex": digest.hex(),
+        "signing_input_hex": signing_input.hex(),
+        "signature_hex": client.sign(signing_input).hex(),
+    }
+
+
+def _response(name: str, server: Signer, payload: bytes, **fields: Any) -> dict[str, Any]:
+    digest = payload_hash(payload)
+    signing_input = response_signing_input(payload_hash=digest, **fields)
+    return {
+        "name": name,
+        "fields": dict(fields),
+        "payload_hex": payload.hex(),
+        "payload_hash_hex": digest.hex(),
+        "signing_input_hex": signing_input.hex(),
+        "signature_hex": server.sign(signing_input).hex(),
+    }
+
+
+def _event(name: str, server: Signer, payload: bytes, **fields: Any) -> dict[str, Any]:
+    digest = payload_hash(payload)
+    signing_input = event_signing_input(payload_hash=digest, **fields)
+    return {
+        "name": name,
+        "fields": dict(fields),
+        "payload_hex": payload.hex(),
+        "payload_hash_hex": digest.hex(),
+        "signing_input_hex": signing_input.hex(),
+        "signature_hex": server.sign(signing_input).hex(),
+    }
+
+
+def build() -> dict[str, Any]:
+    client = Signer(CLIENT_SEED)
+    server = Signer(SERVER_SEED)
+    return {
+        "description": (
+            "Galaxy Edge Gateway v1 signing vectors. Strings are UTF-8; every string and "
+            "bytes field (domain marker included) is uvarint(len) || bytes; timestamp_ms is "
+            "8-byte big-endian. payload_hash = sha256(payload). Requests are signed by the "
+            "client key, responses and events by the server key. See docs/signing.md."
+        ),
+        "encoding_version": 1,
+        "client_key": _key(client),
+        "server_key": _key(server),
+        "requests": [
+            _request(
+                "execute_command",
+                client,
+                bytes.fromhex("0c000000080008000400000008000000"),
+                protocol_version="v1",
+                device_session_id="ds-7f3c2a",
+                message_type="user.account.get",
+                timestamp_ms=1_767_225_600_000,
+                request_id="req-0001",
+            ),
+            _request(
+                "subscribe_events_empty_payload",
+                client,
+                b"",
+                protocol_version="v1",
+                device_session_id="ds-7f3c2a",
+                message_type=SUBSCRIBE_EVENTS_MESSAGE_TYPE,
+                timestamp_ms=1_767_225_600_123,
+                request_id="req-0002",
+            ),
+            _request(
+                "long_request_id_and_utf8",
+                client,
+                "планета".encode(),
+                protocol_version="v1",
+                device_session_id="ds-ünïcode",
+                message_type="lobby.game.open-enrollment",
+                timestamp_ms=0,
+                request_id=LONG_ID,
+            ),
+        ],
+        "responses": [
+            _response(
+                "ok",
+                server,
+                bytes.fromhex("10000000"),
+                protocol_version="v1",
+                request_id="req-0001",
+                timestamp_ms=1_767_225_600_250,
+                result_code="ok",
+            ),
+            _response(
+                "business_error",
+                server,
+                encode_error_response("game_not_found", "game does not exist"),
+                protocol_version="v1",
+                request_id=LONG_ID,
+                timestamp_ms=(1 << 64) - 1,
+                result_code="game_not_found",
+            ),
+        ],
+        "events": [
+            _event(
+                "server_time_bootstrap",
+                server,
+                bytes.fromhex("0c00000008000c000400080008000000e07ea5a19b010000"),
+                event_type="gateway.server_time",
+                event_id="req-0002",
+                timestamp_ms=1_767_225_600_130,
+                request_id="",
+                trace_id="",
+            ),
+            _event(
+                "notification_with_correlation",
+                server,
+                b"notification-bytes",
+                event_type="lobby.invite.received",
+                event_id="evt-42",
+                timestamp_ms=1_767_225_601_000,
+                request_id="req-0009",
+                trace_id="trace-abc",
+            ),
+        ],
+    }
+
+
+def main() -> None:
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("contracts/signing-vectors-v1.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(build(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
