@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecore.catalog import SUBSCRIBE_EVENTS_MESSAGE_TYPE
+from edgecore.fbjson import default_codec
 from edgecore.keys import encode_ed25519_pkcs8_pem
 from edgecore.payloads import encode_error_response, encode_server_time_event
 from edgecore.signing import (
@@ -29,6 +30,7 @@ from edgecore.signing import (
 CLIENT_SEED = hashlib.sha256(b"galaxy-edge-gateway signing vectors: client device key").digest()
 SERVER_SEED = hashlib.sha256(b"galaxy-edge-gateway signing vectors: response signer").digest()
 
+CODEC = default_codec()
 LONG_ID = "r-" + "x" * 198  # 200 bytes: a two-byte uvarint length prefix
 
 
@@ -97,7 +99,7 @@ def build() -> dict[str, Any]:
             _request(
                 "execute_command",
                 client,
-                bytes.fromhex("0c000000080008000400000008000000"),
+                CODEC.encode("user.AccountGetRequest", {}),
                 protocol_version="v1",
                 device_session_id="ds-7f3c2a",
                 message_type="user.account.get",
@@ -129,7 +131,10 @@ def build() -> dict[str, Any]:
             _response(
                 "ok",
                 server,
-                bytes.fromhex("10000000"),
+                CODEC.encode(
+                    "user.AccountGetResponse",
+                    {"account": {"user_id": "u-1", "display_name": "Ada"}},
+                ),
                 protocol_version="v1",
                 request_id="req-0001",
                 timestamp_ms=1_767_225_600_250,
@@ -149,7 +154,7 @@ def build() -> dict[str, Any]:
             _event(
                 "server_time_bootstrap",
                 server,
-                bytes.fromhex("0c00000008000c000400080008000000e07ea5a19b010000"),
+                encode_server_time_event(1_767_225_600_130),
                 event_type="gateway.server_time",
                 event_id="req-0002",
                 timestamp_ms=1_767_225_600_130,
