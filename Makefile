@@ -1,0 +1,55 @@
+# The project's vocabulary. Every target bootstraps what it needs from PyPI:
+# a pinned uv in .tools/, then the locked workspace in .venv/.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/uv/bin/uv
+RUN := $(UV) run --locked --no-sync
+
+export UV_PYTHON := 3.11
+export UV_PYTHON_DOWNLOADS := never
+export UV_LINK_MODE := copy
+
+.PHONY: help setup sync lint gen gen-check test test-py run clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	@echo "setup: installing uv $(UV_VERSION) into $(TOOLS)/uv" >&2
+	python3 -m venv $(TOOLS)/uv
+	$(TOOLS)/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+setup: sync ## Install uv and the locked workspace (idempotent)
+
+sync: $(UV)
+	$(UV) sync --locked --all-packages
+
+lint: sync ## ruff, mypy (strict on edgecore), buf lint
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy libs/edgecore/src/edgecore
+	$(RUN) mypy services/public-rest/src services/edge-grpc/src services/push-hub/src
+	$(RUN) buf lint
+
+gen: sync ## Regenerate protobuf stubs, FlatBuffers bindings, signing vectors
+	$(RUN) scripts/gen.sh
+
+gen-check: sync ## Fail if generated code differs from its sources
+	$(RUN) scripts/gen.sh --check
+
+test-py: sync ## Run the pytest suites (unit and integration)
+	$(RUN) scripts/run-tests.sh
+
+test: lint gen-check test-py ## Everything CI runs
+
+run: sync ## Run the whole system locally
+	@echo "make run: the system arrives with the services (public-rest, edge-grpc, push-hub);" >&2
+	@echo "          today only the foundation (contracts, signing, config) exists." >&2
+	@exit 1
+
+clean: ## Remove caches (keeps .tools and .venv)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache
