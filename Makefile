@@ -32,7 +32,8 @@ lint: sync ## ruff, mypy (strict on edgecore), buf lint
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy libs/edgecore/src/edgecore
-	$(RUN) mypy services/public-rest/src services/edge-grpc/src services/push-hub/src
+	$(RUN) mypy services/public-rest/src services/edge-grpc/src services/push-hub/src \
+		services/mock-backend/src libs/edgeclient/src
 	$(RUN) buf lint
 
 gen: sync ## Regenerate protobuf stubs, FlatBuffers bindings, signing vectors
@@ -46,10 +47,8 @@ test-py: sync ## Run the pytest suites (unit and integration)
 
 test: lint gen-check test-py ## Everything CI runs
 
-run: sync ## Run the whole system locally
-	@echo "make run: the system arrives with the services (public-rest, edge-grpc, push-hub);" >&2
-	@echo "          today only the foundation (contracts, signing, config) exists." >&2
-	@exit 1
+run: sync ## Run the whole system locally (Ctrl-C stops it)
+	$(RUN) python scripts/run_system.py
 
 clean: ## Remove caches (keeps .tools and .venv)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,108 @@
+"""Errors raised by the client SDK.
+
+Every error the SDK raises on purpose derives from :class:`EdgeClientError`,
+so a caller (and ``edgectl``) can catch one base class. ``str(error)`` is
+always a single line that is safe to show to a user.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BusinessError",
+    "EdgeClientError",
+    "EventVerificationError",
+    "GatewayError",
+    "ProfileError",
+    "PublicApiError",
+    "RequestEncodingError",
+    "ResponseVerificationError",
+    "UnknownMessageTypeError",
+    "VerificationError",
+]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class EdgeClientError(Exception):
+    """Base class of every error the SDK raises on purpose."""
+
+
+class PublicApiError(EdgeClientError):
+    """The public REST surface refused a request (or could not be reached).
+
+    ``status`` is the HTTP status, or 0 when no HTTP answer arrived (connection
+    refused, timeout); ``code`` and ``message`` come from the
+    ``{"error": {"code", "message"}}`` body when there is one.
+    """
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status = status
+        self.code = code
+        self.message = _one_line(message)
+        where = f"HTTP {status}" if status else "no HTTP answer"
+        super().__init__(f"public API error ({where}) {code}: {self.message}")
+
+
+class GatewayError(EdgeClientError):
+    """A call ended with a gRPC status other than OK.
+
+    ``code_name`` is the gRPC status name (``UNAUTHENTICATED``,
+    ``FAILED_PRECONDITION``, ...), ``message`` its details, for example
+    ``device session is revoked``.
+    """
+
+    def __init__(self, code_name: str, message: str) -> None:
+        self.code_name = code_name
+        self.message = _one_line(message)
+        super().__init__(f"gateway error {code_name}: {self.message}")
+
+
+class VerificationError(EdgeClientError):
+    """Something the gateway sent failed verification; it is never returned as data."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = _one_line(reason)
+        super().__init__(self.reason)
+
+
+class ResponseVerificationError(VerificationError):
+    """An ExecuteCommandResponse failed verification (signature, hash, request_id, version)."""
+
+
+class EventVerificationError(VerificationError):
+    """A GatewayEvent failed verification, or the stream broke its bootstrap contract."""
+
+
+class BusinessError(EdgeClientError):
+    """A verified response whose ``result_code`` is not ``ok``.
+
+    ``code`` and ``message`` are the ``gateway.ErrorResponse`` payload that
+    mirrors the downstream service's business error.
+    """
+
+    def __init__(self, result_code: str, code: str, message: str) -> None:
+        self.result_code = result_code
+        self.code = code
+        self.message = _one_line(message)
+        label = result_code if code == result_code else f"{result_code} ({code})"
+        super().__init__(
+            f"business error {label}: {self.message}" if self.message else f"business error {label}"
+        )
+
+
+class UnknownMessageTypeError(EdgeClientError, ValueError):
+    """The message type is not in the v1 catalogue, so it has no FlatBuffers tables."""
+
+    def __init__(self, message_type: str) -> None:
+        self.message_type = message_type
+        super().__init__(f"unknown message type {message_type!r}")
+
+
+class ProfileError(EdgeClientError):
+    """A profile is missing, malformed or incomplete for the requested operation."""
+
+
+class RequestEncodingError(EdgeClientError, ValueError):
+    """A JSON request body does not fit the message type's FlatBuffers request table."""

@@ -1,0 +1,474 @@
+"""EdgeClient and PublicAuthClient against stand-ins on real 127.0.0.1 sockets.
+
+The stand-in gateway verifies each request's Ed25519 signature itself and
+answers with responses and events signed by its own key, so these tests run
+the whole signing and verification path over gRPC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from edgeclient import (
+    BusinessError,
+    DeviceKey,
+    EdgeClient,
+    EventVerificationError,
+    GatewayError,
+    PublicApiError,
+    PublicAuthClient,
+    RequestEncodingError,
+    ResponseVerificationError,
+    UnknownMessageTypeError,
+    VerifiedEvent,
+)
+from edgeclient.jsonapi import decode_event
+from edgeclient.testing import (
+    ReceivedCommand,
+    Reject,
+    StandInGateway,
+    StandInPublicRest,
+    business_error,
+    ok,
+)
+from edgecore.catalog import SERVER_TIME_EVENT_TYPE, SUBSCRIBE_EVENTS_MESSAGE_TYPE
+from edgecore.fbjson import default_codec
+from edgecore.payloads import decode_server_time_event
+from edgecore.signing import event_signing_input, payload_hash
+
+pytestmark = pytest.mark.integration
+
+SESSION = "ds-test-1"
+ACCOUNT = {
+    "account": {"user_id": "u-1", "email": "ann@example.com", "display_name": "Ann"},
+    "settings": {"preferred_language": "en", "time_zone": "Europe/Berlin"},
+}
+INVITE = {"invite_id": "inv-1", "game_id": "g-1", "game_name": "Andromeda"}
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[StandInGateway]:
+    async with StandInGateway() as gw:
+        codec = default_codec()
+        gw.handlers["user.account.get"] = lambda cmd: ok(
+            codec.encode("user.AccountGetResponse", ACCOUNT)
+        )
+        yield gw
+
+
+@pytest.fixture
+def device_key(gateway: StandInGateway) -> DeviceKey:
+    key = DeviceKey.generate()
+    gateway.register_session(SESSION, key.public_key)
+    return key
+
+
+@pytest.fixture
+async def client(gateway: StandInGateway, device_key: DeviceKey) -> AsyncIterator[EdgeClient]:
+    async with EdgeClient(
+        command_addr=gateway.address,
+        device_session_id=SESSION,
+        device_key=device_key,
+        server_public_key=gateway.server_public_key,
+    ) as edge:
+        yield edge
+
+
+# --- ExecuteCommand ----------------------------------------------------------
+
+
+async def test_verified_call(gateway: StandInGateway, client: EdgeClient) -> None:
+    payload = default_codec().encode("user.AccountGetRequest", {})
+    result = await client.execute(
+        "user.account.get", payload, request_id="req-1", trace_id="trace-1"
+    )
+    assert result.ok
+    assert result.request_id == "req-1"
+    assert default_codec().decode("user.AccountGetResponse", result.payload)["account"] == {
+        **ACCOUNT["account"],
+        "created_at_ms": 0,
+        "updated_at_ms": 0,
+    }
+    [received] = gateway.received
+    assert received.request_id == "req-1"
+    assert received.trace_id == "trace-1"
+    assert received.payload == payload
+
+
+async def test_call_json_round_trip(client: EdgeClient) -> None:
+    answer = await client.call_json("user.account.get", {})
+    assert answer["account"]["display_name"] == "Ann"
+    assert answer["settings"]["time_zone"] == "Europe/Berlin"
+
+
+async def test_default_request_ids_are_unique(gateway: StandInGateway, client: EdgeClient) -> None:
+    await client.call_json("user.account.get")
+    await client.call_json("user.account.get")
+    first, second = (cmd.request_id for cmd in gateway.received)
+    assert first != second
+
+
+def _flip_signature(response: Any) -> None:
+    response.signature = bytes([response.signature[0] ^ 0x80]) + response.signature[1:]
+
+
+def _wrong_request_id(response: Any) -> None:
+    response.request_id = "someone-else"
+
+
+def _payload_swapped(response: Any) -> None:
+    response.payload_bytes = b"\x00" + response.payload_bytes
+
+
+def _hash_swapped(response: Any) -> None:
+    response.payload_hash = payload_hash(b"other")
+
+
+def _wrong_version(response: Any) -> None:
+    response.protocol_version = "v2"
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason"),
+    [
+        (_flip_signature, "signature is not valid"),
+        (_wrong_request_id, "does not answer request"),
+        (_payload_swapped, "payload_hash does not match payload_bytes"),
+        (_hash_swapped, "payload_hash does not match payload_bytes"),
+        (_wrong_version, "protocol_version"),
+    ],
+    ids=["bad-signature", "wrong-request-id", "payload-changed", "hash-changed", "version"],
+)
+async def test_unverifiable_response_raises(
+    gateway: StandInGateway, client: EdgeClient, tamper: Any, reason: str
+) -> None:
+    gateway.response_tamper = tamper
+    with pytest.raises(ResponseVerificationError, match=reason):
+        await client.execute("user.account.get", b"")
+    with pytest.raises(ResponseVerificationError):
+        await client.call_json("user.account.get", {})
+
+
+async def test_response_signed_by_another_key_raises(
+    gateway: StandInGateway, device_key: DeviceKey
+) -> None:
+    async with EdgeClient(
+        command_addr=gateway.address,
+        device_session_id=SESSION,
+        device_key=device_key,
+        server_public_key=DeviceKey.generate().public_key,
+    ) as edge:
+        with pytest.raises(ResponseVerificationError, match="signature is not valid"):
+            await edge.call_json("user.account.get")
+
+
+async def test_business_error(gateway: StandInGateway, client: EdgeClient) -> None:
+    gateway.handlers["lobby.invite.redeem"] = lambda cmd: business_error(
+        "invite_not_found", "invite does not exist"
+    )
+    result = await client.execute("lobby.invite.redeem", b"")
+    assert not result.ok
+    assert result.result_code == "invite_not_found"
+    with pytest.raises(BusinessError) as caught:
+        await client.call_json("lobby.invite.redeem", {"invite_id": "inv-404"})
+    assert (caught.value.result_code, caught.value.code, caught.value.message) == (
+        "invite_not_found",
+        "invite_not_found",
+        "invite does not exist",
+    )
+    assert str(caught.value) == "business error invite_not_found: invite does not exist"
+
+
+async def test_grpc_error_from_handler(gateway: StandInGateway, client: EdgeClient) -> None:
+    def unavailable(cmd: ReceivedCommand) -> tuple[str, bytes]:
+        raise Reject(grpc.StatusCode.UNAVAILABLE, "downstream service is unavailable")
+
+    gateway.handlers["user.account.get"] = unavailable
+    with pytest.raises(GatewayError) as caught:
+        await client.call_json("user.account.get")
+    assert caught.value.code_name == "UNAVAILABLE"
+    assert caught.value.message == "downstream service is unavailable"
+
+
+async def test_grpc_errors_of_the_ingress_pipeline(
+    gateway: StandInGateway, client: EdgeClient, device_key: DeviceKey
+) -> None:
+    with pytest.raises(GatewayError) as caught:
+        await client.execute("user.games.report", b"")
+    assert (caught.value.code_name, caught.value.message) == (
+        "UNIMPLEMENTED",
+        "message_type is not routed",
+    )
+
+    await client.execute("user.account.get", b"", request_id="once")
+    with pytest.raises(GatewayError) as caught:
+        await client.execute("user.account.get", b"", request_id="once")
+    assert (caught.value.code_name, caught.value.message) == (
+        "FAILED_PRECONDITION",
+        "request replay detected",
+    )
+
+    with pytest.raises(GatewayError) as caught:
+        await client.execute("user.account.get", b"", timestamp_ms=1)
+    assert caught.value.code_name == "FAILED_PRECONDITION"
+    assert caught.value.message == "request timestamp is outside the freshness window"
+
+    gateway.register_session(SESSION, DeviceKey.generate().public_key)  # another device's key
+    with pytest.raises(GatewayError) as caught:
+        await client.execute("user.account.get", b"")
+    assert (caught.value.code_name, caught.value.message) == (
+        "UNAUTHENTICATED",
+        "invalid request signature",
+    )
+
+    gateway.register_session(SESSION, device_key.public_key)
+    gateway.revoked.add(SESSION)
+    with pytest.raises(GatewayError) as caught:
+        await client.execute("user.account.get", b"")
+    assert str(caught.value) == "gateway error FAILED_PRECONDITION: device session is revoked"
+
+
+async def test_unreachable_gateway_is_a_gateway_error(device_key: DeviceKey) -> None:
+    async with EdgeClient(
+        command_addr="127.0.0.1:1",
+        device_session_id=SESSION,
+        device_key=device_key,
+        server_public_key=device_key.public_key,
+        timeout=2,
+    ) as edge:
+        with pytest.raises(GatewayError) as caught:
+            await edge.execute("user.account.get", b"")
+    assert caught.value.code_name in {"UNAVAILABLE", "DEADLINE_EXCEEDED"}
+    assert "\n" not in str(caught.value)
+
+
+async def test_json_helpers_reject_bad_input(client: EdgeClient) -> None:
+    with pytest.raises(UnknownMessageTypeError):
+        await client.call_json("user.nothing.here", {})
+    with pytest.raises(UnknownMessageTypeError):
+        await client.call_json("garbage", {})
+    with pytest.raises(RequestEncodingError, match=r"user\.AccountGetRequest"):
+        await client.call_json("user.account.get", {"no_such_field": 1})
+
+
+# --- SubscribeEvents ---------------------------------------------------------
+
+
+async def _take(stream: AsyncIterator[VerifiedEvent], count: int) -> list[VerifiedEvent]:
+    events = []
+    async with asyncio.timeout(10):
+        async for event in stream:
+            events.append(event)
+            if len(events) == count:
+                break
+    return events
+
+
+async def test_subscribe_yields_verified_bootstrap_and_notifications(
+    gateway: StandInGateway, client: EdgeClient
+) -> None:
+    invite = default_codec().encode("notification.LobbyInviteReceivedEvent", INVITE)
+    async with contextlib.aclosing(client.subscribe(request_id="open-1", trace_id="t-9")) as stream:
+        [bootstrap] = await _take(stream, 1)
+        assert bootstrap.event_type == SERVER_TIME_EVENT_TYPE
+        assert bootstrap.event_id == "open-1"
+        assert bootstrap.trace_id == "t-9"
+        assert abs(decode_server_time_event(bootstrap.payload) - bootstrap.timestamp_ms) < 5_000
+        assert decode_event(bootstrap) == {
+            "server_time_ms": decode_server_time_event(bootstrap.payload)
+        }
+
+        await gateway.wait_for_streams(1)
+        delivered = await gateway.publish(
+            "lobby.invite.received", invite, event_id="evt-1", request_id="r-7", trace_id="t-7"
+        )
+        assert delivered == 1
+        await gateway.publish("lobby.future.kind", b"\x01\x02")
+        first, second = await _take(stream, 2)
+
+    assert (first.event_type, first.event_id, first.request_id, first.trace_id) == (
+        "lobby.invite.received",
+        "evt-1",
+        "r-7",
+        "t-7",
+    )
+    assert decode_event(first)["game_name"] == "Andromeda"
+    assert decode_event(second) == {"payload_hex": "0102"}
+    [opening] = gateway.received
+    assert opening.message_type == SUBSCRIBE_EVENTS_MESSAGE_TYPE
+    assert opening.payload == b""
+    # Leaving the stream cancels the call and the stand-in drops it.
+    async with asyncio.timeout(5):
+        while gateway.active_streams:
+            await asyncio.sleep(0.01)
+
+
+async def test_tampered_event_raises_and_ends_the_stream(
+    gateway: StandInGateway, client: EdgeClient
+) -> None:
+    stream = client.subscribe()
+    [bootstrap] = await _take(stream, 1)
+    await gateway.wait_for_streams(1)
+
+    def tamper(event: Any) -> None:
+        event.payload_bytes = b"forged"
+        event.payload_hash = payload_hash(b"forged")
+
+    gateway.event_tamper = tamper
+    await gateway.publish("lobby.invite.received", b"genuine")
+    with pytest.raises(EventVerificationError, match="signature is not valid"):
+        await _take(stream, 1)
+    with pytest.raises(StopAsyncIteration):
+        await anext(stream)
+    assert bootstrap.event_type == SERVER_TIME_EVENT_TYPE
+
+
+async def test_bootstrap_must_answer_the_opening_request(
+    gateway: StandInGateway, client: EdgeClient
+) -> None:
+    def resign_with_other_id(event: Any) -> None:
+        event.event_id = "not-the-request-id"
+        event.signature = gateway.signer.sign(
+            event_signing_input(
+                event_type=event.event_type,
+                event_id=event.event_id,
+                timestamp_ms=event.timestamp_ms,
+                request_id=event.request_id,
+                trace_id=event.trace_id,
+                payload_hash=event.payload_hash,
+            )
+        )
+
+    gateway.event_tamper = resign_with_other_id
+    with pytest.raises(EventVerificationError, match="not the opening request_id"):
+        await _take(client.subscribe(request_id="open-2"), 1)
+
+
+async def test_bootstrap_must_come_first(gateway: StandInGateway, client: EdgeClient) -> None:
+    def retype(event: Any) -> None:
+        event.event_type = "lobby.invite.received"
+        event.signature = gateway.signer.sign(
+            event_signing_input(
+                event_type=event.event_type,
+                event_id=event.event_id,
+                timestamp_ms=event.timestamp_ms,
+                request_id=event.request_id,
+                trace_id=event.trace_id,
+                payload_hash=event.payload_hash,
+            )
+        )
+
+    gateway.event_tamper = retype
+    with pytest.raises(EventVerificationError, match=r"expected 'gateway\.server_time'"):
+        await _take(client.subscribe(), 1)
+
+
+async def test_stream_closed_with_status_raises_gateway_error(
+    gateway: StandInGateway, client: EdgeClient
+) -> None:
+    stream = client.subscribe()
+    await _take(stream, 1)
+    await gateway.wait_for_streams(1)
+    await gateway.close_streams(
+        grpc.StatusCode.FAILED_PRECONDITION, "device session is revoked", device_session_id=SESSION
+    )
+    with pytest.raises(GatewayError) as caught:
+        await _take(stream, 1)
+    assert (caught.value.code_name, caught.value.message) == (
+        "FAILED_PRECONDITION",
+        "device session is revoked",
+    )
+
+
+async def test_subscribe_rejected_at_open(gateway: StandInGateway, client: EdgeClient) -> None:
+    gateway.revoked.add(SESSION)
+    with pytest.raises(GatewayError, match="FAILED_PRECONDITION: device session is revoked"):
+        await _take(client.subscribe(), 1)
+
+
+async def test_split_addresses_route_each_method(device_key: DeviceKey) -> None:
+    seed = bytes(range(32))
+    async with StandInGateway(seed) as commands, StandInGateway(seed) as events:
+        for gw in (commands, events):
+            gw.register_session(SESSION, device_key.public_key)
+        commands.handlers["user.account.get"] = lambda cmd: ok(b"")
+        async with EdgeClient(
+            command_addr=commands.address,
+            events_addr=events.address,
+            device_session_id=SESSION,
+            device_key=device_key,
+            server_public_key=commands.server_public_key,
+        ) as edge:
+            assert (await edge.execute("user.account.get", b"")).ok
+            [bootstrap] = await _take(edge.subscribe(), 1)
+        assert bootstrap.event_type == SERVER_TIME_EVENT_TYPE
+        assert [c.message_type for c in commands.received] == ["user.account.get"]
+        assert [c.message_type for c in events.received] == [SUBSCRIBE_EVENTS_MESSAGE_TYPE]
+
+
+# --- public REST -------------------------------------------------------------
+
+
+@pytest.fixture
+def public_rest(gateway: StandInGateway) -> Iterator[StandInPublicRest]:
+    with StandInPublicRest(gateway) as rest:
+        yield rest
+
+
+async def test_public_login_creates_a_usable_session(
+    gateway: StandInGateway, public_rest: StandInPublicRest
+) -> None:
+    key = DeviceKey.generate()
+    async with PublicAuthClient(public_rest.url) as auth:
+        challenge = await auth.send_email_code("ann@example.com", accept_language="ru, en;q=0.8")
+        session = await auth.confirm_email_code(challenge, "123456", key.public_key_b64, "UTC")
+    assert public_rest.sent == [("ann@example.com", "ru, en;q=0.8")]
+    assert base64.b64decode(public_rest.confirmed[0]["client_public_key"]) == key.public_key
+    assert public_rest.confirmed[0]["time_zone"] == "UTC"
+    async with EdgeClient(
+        command_addr=gateway.address,
+        device_session_id=session,
+        device_key=key,
+        server_public_key=gateway.server_public_key,
+    ) as edge:
+        assert (await edge.call_json("user.account.get"))["account"]["user_id"] == "u-1"
+
+
+async def test_public_api_errors(public_rest: StandInPublicRest) -> None:
+    async with PublicAuthClient(public_rest.url + "/") as auth:
+        with pytest.raises(PublicApiError) as caught:
+            await auth.send_email_code("not-an-email")
+        assert (caught.value.status, caught.value.code) == (400, "invalid_request")
+
+        challenge = await auth.send_email_code("ann@example.com")
+        with pytest.raises(PublicApiError) as caught:
+            await auth.confirm_email_code(
+                challenge, "000000", DeviceKey.generate().public_key_b64, "UTC"
+            )
+        assert (caught.value.status, caught.value.code, caught.value.message) == (
+            400,
+            "invalid_code",
+            "the code is wrong or has expired",
+        )
+
+        public_rest.fail_next = (503, "service_unavailable", "auth service is unavailable")
+        with pytest.raises(PublicApiError) as caught:
+            await auth.send_email_code("ann@example.com")
+        assert str(caught.value) == (
+            "public API error (HTTP 503) service_unavailable: auth service is unavailable"
+        )
+
+
+async def test_public_api_unreachable() -> None:
+    async with PublicAuthClient("http://127.0.0.1:1", timeout=2) as auth:
+        with pytest.raises(PublicApiError) as caught:
+            await auth.send_email_code("ann@example.com")
+    assert caught.value.status == 0
+    assert caught.value.code in {"unreachable", "timeout"}
