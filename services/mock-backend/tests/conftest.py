@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from mock_backend.errors import BackendError
-from mock_backend.store import Caller, Result, Store
 
 from edgecore.backend.routes import BACKEND_ROUTES
 from edgecore.fbjson import FlatBuffersJsonCodec, default_codec
+from mock_backend.errors import BackendError
+from mock_backend.store import Caller, Result, Store
 
 START_MS = 1_700_000_000_000
 

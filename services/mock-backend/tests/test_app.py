@@ -11,14 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
-from mock_backend.app import AppState, build_app
-from mock_backend.publish import PublishError, encode_events
-from mock_backend.store import Outbox, Store
 
 from edgecore.backend.routes import route_path
 from edgecore.fbjson import default_codec
 from edgecore.internal_auth import HmacRequestSigner, MemoryNonceStore
 from edgecore.sessions import SessionRecord
+from mock_backend.app import AppState, build_app
+from mock_backend.publish import PublishError, encode_events
+from mock_backend.store import Outbox, Store
 
 SECRET = b"mock-backend-test-secret-0123456789abcdef"
 KEY = base64.b64encode(b"\x01" * 32).decode()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from mock_backend.__main__ import main
 from mock_backend.config import (
     DEFAULT_CLIENT_EVENTS_STREAM,

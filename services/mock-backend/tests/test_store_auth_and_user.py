@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
+
+from edgecore.sessions import SessionStatus
 from mock_backend.errors import BackendError
 from mock_backend.store import (
     CHALLENGE_TTL_MS,
@@ -14,8 +16,6 @@ from mock_backend.store import (
     Caller,
     Store,
 )
-
-from edgecore.sessions import SessionStatus
 
 
 def _confirm(store: Store, challenge: str, login_code: str, **extra: str) -> dict[str, str]:

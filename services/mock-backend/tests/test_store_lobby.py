@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mock_backend.errors import BackendError
 from mock_backend.store import INVITE_TTL_MS, Caller
 
