@@ -80,10 +80,12 @@ def main() -> int:
   server public key (pin it in clients):
     {system.server_public_key}
 
-  in another terminal:
+  in another terminal (README, "Try it"):
+    export EDGECTL_PUBLIC_URL=http://127.0.0.1:{ports.public_rest}
+    export EDGECTL_COMMAND_ADDR=127.0.0.1:{ports.edge_grpc}
+    export EDGECTL_EVENTS_ADDR=127.0.0.1:{ports.push_hub}
     export EDGECTL_SERVER_KEY={system.server_public_key}
-    uv run edgectl login you@example.com --code {DEV_LOGIN_CODE}
-    uv run edgectl call user.account.get '{{}}'
+    uv run edgectl --profile alice login alice@example.com --code {DEV_LOGIN_CODE}
 
   Ctrl-C stops everything.
 """,

@@ -23,7 +23,7 @@ from edgecore.testing.processes import ManagedProcess, free_port, wait_for_port
 
 __all__ = ["DEV_LOGIN_CODE", "SERVICES", "System", "SystemPorts"]
 
-DEV_LOGIN_CODE: Final = "000000"
+DEV_LOGIN_CODE: Final = "271828"
 SERVICES: Final = ("mock-backend", "public-rest", "edge-grpc", "push-hub")
 _MODULES: Final = {
     "mock-backend": "mock_backend",
