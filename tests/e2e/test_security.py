@@ -162,7 +162,9 @@ async def test_public_input_validation(gateway: Gateway) -> None:
         challenge = await public.send_email_code(gateway.new_email("typo"))
         gateway.secrets.add(challenge)
         with pytest.raises(PublicApiError) as bad_key:
-            await public.confirm_email_code(challenge, DEV_LOGIN_CODE, "bm90LWEta2V5", "Europe/Berlin")
+            await public.confirm_email_code(
+                challenge, DEV_LOGIN_CODE, "bm90LWEta2V5", "Europe/Berlin"
+            )
         with pytest.raises(PublicApiError) as bad_zone:
             await public.confirm_email_code(
                 challenge, DEV_LOGIN_CODE, DeviceKey.generate().public_key_b64, "Mars/Olympus"
