@@ -13,7 +13,7 @@ export UV_PYTHON := 3.11
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
-.PHONY: help setup sync lint gen gen-check test test-py run clean
+.PHONY: help setup sync lint gen gen-check test test-py test-k8s run clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,10 +42,15 @@ gen: sync ## Regenerate protobuf stubs, FlatBuffers bindings, signing vectors
 gen-check: sync ## Fail if generated code differs from its sources
 	$(RUN) scripts/gen.sh --check
 
-test-py: sync ## Run the pytest suites (unit and integration)
-	$(RUN) scripts/run-tests.sh
+test-py: sync ## Run the pytest suites (unit, integration, e2e)
+	$(RUN) scripts/run-tests.sh --ignore=tests/k8s
 
-test: lint gen-check test-py ## Everything CI runs
+test-k8s: sync ## Helm chart checks, images built with podman, tests/k8s (no cluster needed)
+	$(RUN) scripts/k8s-chart-test.sh
+	scripts/images-build.sh >/dev/null
+	$(RUN) scripts/run-tests.sh tests/k8s
+
+test: lint gen-check test-py test-k8s ## Everything CI runs
 
 run: sync ## Run the whole system locally (Ctrl-C stops it)
 	$(RUN) python scripts/run_system.py

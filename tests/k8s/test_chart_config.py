@@ -1,0 +1,136 @@
+"""The chart's configuration against the code: every variable, every default, every value set.
+
+* The ConfigMap plus each Deployment's own env carry exactly the GATEWAY_* variables the
+  services read (``edgecore.config.known_variables()``): none missing, none unknown.
+* Every default in values.yaml equals the default the code applies.
+* Every example values file (ci/*.yaml, values-dev.yaml) and the defaults render into an
+  environment each service's settings model accepts.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edgecore.config import (
+    EdgeGrpcSettings,
+    PublicRestSettings,
+    PushHubSettings,
+    known_variables,
+    load_settings,
+    parse_go_duration,
+)
+from edgecore.config.loader import _all_sections
+from edgecore.config.values import HostPort
+
+from .chart import CHART, COMPONENTS, Secrets, by_kind, deployment_of, resolve
+from .conftest import Render
+
+SETTINGS = {
+    "public-rest": PublicRestSettings,
+    "edge-grpc": EdgeGrpcSettings,
+    "push-hub": PushHubSettings,
+}
+VALUE_SETS = [None, *sorted((CHART / "ci").glob("*.yaml")), CHART / "values-dev.yaml"]
+# Everything optional switched on, so no variable is left out for being empty.
+EVERYTHING = {
+    "config.backend.httpUrl": "http://backend:8080",
+    "config.telemetry.otlpTracesProtocol": "grpc",
+    "config.telemetry.otlpProtocol": "http/protobuf",
+    "config.telemetry.otlpEndpoint": "http://collector:4317",
+}
+
+
+def _defaults() -> dict[str, object]:
+    out: dict[str, object] = {}
+    for section in _all_sections():
+        for info in section.model_fields.values():
+            if info.alias and not info.is_required():
+                out[info.alias] = info.default
+    return out
+
+
+def test_chart_sets_exactly_the_variables_the_services_read(render_chart: Render) -> None:
+    docs = render_chart(set_values=EVERYTHING, set_json={"config.redis.replicaAddrs": ["r:6379"]})
+    (configmap,) = by_kind(docs, "ConfigMap").values()
+    seen = set(configmap["data"])
+    for component in COMPONENTS:
+        container = deployment_of(docs, component)["spec"]["template"]["spec"]["containers"][0]
+        seen |= {var["name"] for var in container["env"]}
+    known = set(known_variables())
+    assert sorted(v for v in seen if v.startswith("GATEWAY_") and v not in known) == []
+    assert sorted(v for v in known if v.startswith("GATEWAY_") and v not in seen) == []
+    assert sorted(v for v in known - seen if not v.startswith("GATEWAY_")) == []
+
+
+def test_values_defaults_equal_the_code_defaults(render_chart: Render) -> None:
+    (configmap,) = by_kind(render_chart(), "ConfigMap").values()
+    defaults = _defaults()
+    compared = 0
+    for name, rendered in configmap["data"].items():
+        if name not in defaults:
+            continue  # required in code (no default): the chart must supply one
+        default = defaults[name]
+        if isinstance(default, timedelta):
+            assert parse_go_duration(rendered) == default, name
+        elif isinstance(default, bool | int):
+            assert int(rendered) == int(default), name
+        elif isinstance(default, HostPort):
+            assert rendered == str(default), name
+        else:
+            assert rendered == str(default), name
+        compared += 1
+    assert compared >= 60
+
+
+@pytest.mark.parametrize("values", VALUE_SETS, ids=lambda p: p.name if p else "defaults")
+def test_every_value_set_renders_a_valid_service_environment(
+    render_chart: Render, values: Path | None, tmp_path: Path
+) -> None:
+    docs = render_chart([values] if values else [])
+    secrets = Secrets(default=b"an-existing-secret")
+    rendered = [c for c in COMPONENTS if any(
+        d["kind"] == "Deployment" and d["metadata"]["labels"]["app.kubernetes.io/component"] == c
+        for d in docs)]  # fmt: skip
+    assert rendered, "no Deployment rendered"
+    for component in rendered:
+        container = resolve(deployment_of(docs, component), docs, secrets)
+        # Secret files are only checked for existence of a path here; contents are the
+        # contract test's business.
+        problems = []
+        try:
+            load_settings(SETTINGS[component], container.env)
+        except Exception as exc:  # ConfigError lists every problem
+            problems.append(str(exc))
+        assert problems == [], f"{component} with {values}: {problems}"
+
+
+def test_chart_readme_documents_every_value() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    readme = (CHART / "README.md").read_text()
+
+    def leaves(prefix: str, node: object) -> list[str]:
+        if not isinstance(node, dict) or not node:
+            return [prefix]
+        out = []
+        for key, value in node.items():
+            out += leaves(f"{prefix}.{key}" if prefix else key, value)
+        return out
+
+    services = {"publicRest", "edgeGrpc", "pushHub"}
+    missing = []
+    for path in leaves("", {k: v for k, v in values.items() if k not in services}):
+        # A row may document a whole group (a bucket, a security context) by its prefix.
+        parts = path.split(".")
+        if not any(f"`{'.'.join(parts[:n])}`" in readme for n in range(len(parts), 0, -1)):
+            missing.append(path)
+    for path in leaves("", values["publicRest"]):
+        parts = path.split(".")
+        if not any(
+            f"`<service>.{'.'.join(parts[:n])}`" in readme for n in range(len(parts), 0, -1)
+        ):
+            missing.append(f"<service>.{path}")
+    assert missing == []
