@@ -6,6 +6,8 @@ import asyncio
 from datetime import timedelta
 
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from edgecore.config.sections import RedisSettings
@@ -34,7 +36,10 @@ def create_redis(settings: RedisSettings, *, blocking_read: timedelta | None = N
         socket_connect_timeout=timeout,
         socket_timeout=socket_timeout,
         health_check_interval=30,
-        retry_on_timeout=False,
+        # No silent retries: callers bound every operation and decide themselves
+        # (fail closed, or back off and resume), and a wrong password must read as
+        # an auth error, not as a timeout after ten retries.
+        retry=Retry(NoBackoff(), 0),
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -84,12 +85,16 @@ class ManagedProcess:
             k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "MOCK_BACKEND_"))
         }
         self._log = self.log_path.open("ab")
+        argv = [sys.executable, "-m", self.module, *self.args]
+        setpriv = shutil.which("setpriv")
+        # setpriv sets the parent-death signal without a Python preexec_fn, so Popen can
+        # vfork+exec: a fork() while gRPC threads are busy in the parent can crash the child.
         self._process = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", self.module, *self.args],
+            [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv,
             env={**base, **self.env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509
+            preexec_fn=None if setpriv else _die_with_parent,  # noqa: PLW1509
         )
         if self.port is not None and not self._wait_ready(ready_timeout):
             self.stop()

@@ -450,7 +450,15 @@ class EmbeddedRedisServer(RedisServer):
             self._port = _free_port()
         conf = self._write_config(self._dir)
         argv = [str(self._binary), str(conf)]
-        preexec = _death_signal_preexec(os.getpid())
+        setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+        if setpriv is not None:
+            # Same parent-death SIGKILL without a Python preexec_fn, so Popen can vfork+exec:
+            # a preexec_fn forces fork(), and a child forked while gRPC threads are busy (an
+            # open stream in the test process) crashes now and then before it execs.
+            argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]
+            preexec = None
+        else:
+            preexec = _death_signal_preexec(os.getpid())
         directory = self._dir
 
         def launch() -> subprocess.Popen[bytes]:
