@@ -1,0 +1,159 @@
+"""EventSubscriber side of push-hub: signing events once and feeding the hub from Redis Streams.
+
+* ``EventSigner`` turns an event into the serialized, signed ``GatewayEvent``
+  bytes: timestamp_ms from the gateway clock, payload_hash recomputed,
+  Ed25519 over the ``galaxy-event-v1`` signing input. It runs once per
+  event, however many streams receive it.
+* ``ClientEventsHandler`` is the ``StreamTailer`` handler of the client-events
+  stream: decode, drop-and-count malformed entries, skip events nobody is
+  subscribed for, sign once, fan out.
+* ``drop_reason`` folds a decoder's free-text reason into a bounded metric label.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from edgecore.catalog import SERVER_TIME_EVENT_TYPE
+from edgecore.payloads import encode_server_time_event
+from edgecore.pipeline import wall_clock_ms
+from edgecore.signing import Signer, event_signing_input
+from edgecore.streams import MalformedEntry, decode_client_event
+from galaxy.gateway.v1 import edge_gateway_pb2 as pb
+from push_hub.hub import PushHub
+
+__all__ = [
+    "CLIENT_EVENTS",
+    "SESSION_EVENTS",
+    "ClientEventsHandler",
+    "EventSigner",
+    "drop_reason",
+]
+
+_log = logging.getLogger("push_hub.events")
+
+CLIENT_EVENTS: Final = "client_events"
+SESSION_EVENTS: Final = "session_events"
+
+# Decoder reasons (edgecore.streams / edgecore.sessions) -> stable metric labels.
+_REASONS: Final = (
+    ("missing or unsupported entry version", "unsupported_version"),
+    ("unknown field", "unknown_field"),
+    ("missing field", "missing_field"),
+    ("unknown session event kind", "unknown_kind"),
+    ("session record", "invalid_session_record"),
+    ("a text field is not UTF-8", "invalid_utf8"),
+    ("must not be empty", "empty_field"),
+    ("is longer than", "field_too_long"),
+    ("payload is larger than", "payload_too_large"),
+)
+
+
+def drop_reason(reason: str) -> str:
+    """A bounded label for a malformed entry's reason (the text itself may name any field)."""
+    for needle, label in _REASONS:
+        if needle in reason:
+            return label
+    return "malformed"
+
+
+class EventSigner:
+    """Signs server-originated events with the response signer (GATEWAY_RESPONSE_SIGNER_*)."""
+
+    __slots__ = ("_clock_ms", "_signer")
+
+    def __init__(self, signer: Signer, *, clock_ms: Callable[[], int] = wall_clock_ms) -> None:
+        self._signer = signer
+        self._clock_ms = clock_ms
+
+    def sign(
+        self,
+        *,
+        event_type: str,
+        event_id: str,
+        payload: bytes,
+        request_id: str = "",
+        trace_id: str = "",
+    ) -> bytes:
+        """The wire bytes of one signed ``GatewayEvent``."""
+        timestamp_ms = self._clock_ms()
+        digest = hashlib.sha256(payload).digest()
+        signature = self._signer.sign(
+            event_signing_input(
+                event_type=event_type,
+                event_id=event_id,
+                timestamp_ms=timestamp_ms,
+                request_id=request_id,
+                trace_id=trace_id,
+                payload_hash=digest,
+            )
+        )
+        return pb.GatewayEvent(
+            event_type=event_type,
+            event_id=event_id,
+            timestamp_ms=timestamp_ms,
+            payload_bytes=payload,
+            payload_hash=digest,
+            signature=signature,
+            request_id=request_id,
+            trace_id=trace_id,
+        ).SerializeToString()
+
+    def bootstrap(self, *, request_id: str, trace_id: str = "") -> bytes:
+        """The ``gateway.server_time`` event that opens every stream.
+
+        event_id is the opening request_id; the event also carries that
+        request_id and the opening trace_id (it is caused by that request),
+        and the signature covers both.
+        """
+        now_ms = self._clock_ms()
+        return self.sign(
+            event_type=SERVER_TIME_EVENT_TYPE,
+            event_id=request_id,
+            payload=encode_server_time_event(now_ms),
+            request_id=request_id,
+            trace_id=trace_id,
+        )
+
+
+class ClientEventsHandler:
+    """StreamTailer handler of the client-events stream: sign once per event, then fan out."""
+
+    def __init__(
+        self,
+        hub: PushHub,
+        signer: EventSigner,
+        *,
+        on_drop: Callable[[str, str], None],
+        on_delivered: Callable[[int], None] | None = None,
+    ) -> None:
+        self._hub = hub
+        self._signer = signer
+        self._on_drop = on_drop
+        self._on_delivered = on_delivered
+
+    def __call__(self, entry_id: str, fields: Mapping[bytes, bytes]) -> None:
+        decoded = decode_client_event(entry_id, fields)
+        if isinstance(decoded, MalformedEntry):
+            _log.warning(
+                "dropped malformed client event",
+                extra={"entry_id": entry_id, "reason": decoded.reason, "stream": CLIENT_EVENTS},
+            )
+            self._on_drop(CLIENT_EVENTS, decoded.reason)
+            return
+        hub = self._hub
+        if not hub.has_recipients(decoded.user_id, decoded.device_session_id):
+            return  # nobody to sign for on this replica
+        data = self._signer.sign(
+            event_type=decoded.event_type,
+            event_id=decoded.event_id,
+            payload=decoded.payload,
+            request_id=decoded.request_id or "",
+            trace_id=decoded.trace_id or "",
+        )
+        delivered = hub.deliver(data, decoded.user_id, decoded.device_session_id)
+        if self._on_delivered is not None:
+            self._on_delivered(delivered)

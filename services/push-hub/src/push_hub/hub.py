@@ -1,0 +1,264 @@
+"""PushHub: the registry of live SubscribeEvents streams and the fan-out into their queues.
+
+Pure logic, no I/O. Every stream is bound to one verified ``user_id`` and
+``device_session_id`` and owns one bounded in-memory queue. Fan-out only ever
+*enqueues* (never awaits a reader): a stream whose queue is full is closed
+with RESOURCE_EXHAUSTED "push stream overflowed" and every other stream is
+untouched. A stream ends exactly once, with one ``Closure`` reason, and the
+hub reports each ending once (``on_closed``) so metrics cannot double count.
+
+Queue items are opaque to the hub: push-hub enqueues the already signed and
+serialized ``GatewayEvent`` bytes, shared by every recipient stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Final
+
+from edgecore.errors import Reject
+
+__all__ = ["Closure", "HubClosedError", "PushHub", "PushStream"]
+
+DEFAULT_QUEUE_CAPACITY: Final = 64
+
+
+class Closure(enum.Enum):
+    """Why a stream ended: the metric label and, for server-side ends, the gRPC status."""
+
+    CLIENT_CANCELLED = "client_cancelled"
+    OVERFLOW = "overflow"
+    REVOKED = "revoked"
+    SHUTDOWN = "shutdown"
+    SEND_FAILED = "send_failed"
+
+    @property
+    def reject(self) -> Reject | None:
+        """The status the client is sent, for the ends the server decides."""
+        return _REJECTS.get(self)
+
+
+_REJECTS: Final = {
+    Closure.OVERFLOW: Reject.PUSH_STREAM_OVERFLOWED,
+    Closure.REVOKED: Reject.REVOKED_SESSION,
+    Closure.SHUTDOWN: Reject.SHUTTING_DOWN,
+}
+
+
+class HubClosedError(Exception):
+    """The hub is shutting down and accepts no new streams."""
+
+
+class PushStream:
+    """One live stream: its bound identity, its bounded queue and how it ended.
+
+    The handler that serves the stream is the only consumer (``next``); the
+    hub is the only producer (``_offer``).
+    """
+
+    __slots__ = (
+        "_items",
+        "_loop",
+        "_waiter",
+        "capacity",
+        "closure",
+        "device_session_id",
+        "user_id",
+    )
+
+    def __init__(self, user_id: str, device_session_id: str, capacity: int) -> None:
+        self.user_id = user_id
+        self.device_session_id = device_session_id
+        self.capacity = capacity
+        self.closure: Closure | None = None
+        self._items: deque[bytes] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"PushStream(user_id={self.user_id!r}, device_session_id={self.device_session_id!r}, "
+            f"queued={len(self._items)}, closure={self.closure})"
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self.closure is not None
+
+    @property
+    def queued(self) -> int:
+        return len(self._items)
+
+    def _offer(self, item: bytes) -> bool:
+        """Enqueue without waiting; False when the queue is full (the caller closes us)."""
+        items = self._items
+        if len(items) >= self.capacity:
+            return False
+        items.append(item)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        return True
+
+    def _end(self, closure: Closure) -> None:
+        self.closure = closure
+        self._items.clear()  # an ended stream delivers nothing more
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def next_nowait(self) -> bytes | None:
+        """The next queued item, or None when the queue is empty or the stream ended."""
+        if self.closure is None and self._items:
+            return self._items.popleft()
+        return None
+
+    async def next(self) -> bytes | None:
+        """Wait for the next item; None once the stream has ended."""
+        while self.closure is None:
+            if self._items:
+                return self._items.popleft()
+            if self._loop is None:
+                self._loop = asyncio.get_running_loop()
+            waiter = self._loop.create_future()
+            self._waiter = waiter
+            try:
+                await waiter
+            finally:
+                if self._waiter is waiter:
+                    self._waiter = None
+        return None
+
+
+class PushHub:
+    """Live streams by user and by device session, and the targeting rules.
+
+    * user-targeted events (no ``device_session_id``) reach every stream of the user;
+    * session-targeted events reach only streams whose user_id *and*
+      device_session_id both match.
+    """
+
+    def __init__(
+        self,
+        *,
+        queue_capacity: int = DEFAULT_QUEUE_CAPACITY,
+        on_closed: Callable[[PushStream, Closure], None] | None = None,
+        on_active: Callable[[int], None] | None = None,
+    ) -> None:
+        if queue_capacity < 1:
+            raise ValueError("queue_capacity must be positive")
+        self.queue_capacity = queue_capacity
+        self._on_closed = on_closed
+        self._on_active = on_active
+        self._by_user: dict[str, dict[PushStream, None]] = {}
+        self._by_session: dict[str, dict[PushStream, None]] = {}
+        self._active = 0
+        self._closed = False
+
+    # -- registry ------------------------------------------------------------------------------
+    @property
+    def active(self) -> int:
+        return self._active
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def open_stream(self, user_id: str, device_session_id: str) -> PushStream:
+        """Register a stream for a verified identity; raises HubClosedError during shutdown."""
+        if self._closed:
+            raise HubClosedError("the push hub is shutting down")
+        stream = PushStream(user_id, device_session_id, self.queue_capacity)
+        self._by_user.setdefault(user_id, {})[stream] = None
+        self._by_session.setdefault(device_session_id, {})[stream] = None
+        self._set_active(self._active + 1)
+        return stream
+
+    def end(self, stream: PushStream, closure: Closure) -> bool:
+        """End a stream for ``closure`` unless it already ended; True if this call ended it."""
+        if stream.closure is not None:
+            return False
+        stream._end(closure)
+        self._unregister(stream)
+        if self._on_closed is not None:
+            self._on_closed(stream, closure)
+        return True
+
+    def streams_of_user(self, user_id: str) -> list[PushStream]:
+        return list(self._by_user.get(user_id, ()))
+
+    def streams_of_session(self, device_session_id: str) -> list[PushStream]:
+        return list(self._by_session.get(device_session_id, ()))
+
+    # -- delivery ------------------------------------------------------------------------------
+    def has_recipients(self, user_id: str, device_session_id: str | None) -> bool:
+        """Whether an event with this target would reach any stream (to skip signing if not)."""
+        if device_session_id is None:
+            return user_id in self._by_user
+        return any(s.user_id == user_id for s in self._by_session.get(device_session_id, ()))
+
+    def deliver(self, item: bytes, user_id: str, device_session_id: str | None = None) -> int:
+        """Enqueue ``item`` on every targeted stream; returns how many streams got it.
+
+        Never waits. A full queue ends that stream alone with ``Closure.OVERFLOW``.
+        """
+        if device_session_id is None:
+            targets: Iterable[PushStream] | None = self._by_user.get(user_id)
+        else:
+            targets = self._by_session.get(device_session_id)
+        if not targets:
+            return 0
+        delivered = 0
+        overflowed: list[PushStream] | None = None
+        for stream in targets:
+            if device_session_id is not None and stream.user_id != user_id:
+                continue
+            if stream._offer(item):
+                delivered += 1
+            else:
+                # Ending mutates the registry we are iterating: collect, end after the loop.
+                if overflowed is None:
+                    overflowed = []
+                overflowed.append(stream)
+        if overflowed:
+            for stream in overflowed:
+                self.end(stream, Closure.OVERFLOW)
+        return delivered
+
+    def revoke_session(self, device_session_id: str) -> int:
+        """End every stream bound to this exact session (FAILED_PRECONDITION); returns how many."""
+        streams = self.streams_of_session(device_session_id)
+        for stream in streams:
+            self.end(stream, Closure.REVOKED)
+        return len(streams)
+
+    def close(self) -> int:
+        """Shutdown: refuse new streams and end every live one (UNAVAILABLE); returns how many."""
+        self._closed = True
+        streams = [s for group in self._by_user.values() for s in group]
+        for stream in streams:
+            self.end(stream, Closure.SHUTDOWN)
+        return len(streams)
+
+    # -- internals -----------------------------------------------------------------------------
+    def _unregister(self, stream: PushStream) -> None:
+        pairs = ((self._by_user, stream.user_id), (self._by_session, stream.device_session_id))
+        for index, key in pairs:
+            group = index.get(key)
+            if group is not None:
+                group.pop(stream, None)
+                if not group:
+                    del index[key]
+        self._set_active(self._active - 1)
+
+    def _set_active(self, value: int) -> None:
+        self._active = value
+        if self._on_active is not None:
+            self._on_active(value)
