@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,43 +44,35 @@ def _key(signer: Signer) -> dict[str, str]:
     }
 
 
-def _request(name: str, client: Signer, payload: bytes, **fields: Any) -> dict[str, Any]:
+def _case(
+    name: str,
+    build_input: Callable[..., bytes],
+    signer: Signer,
+    payload: bytes,
+    **fields: Any,
+) -> dict[str, Any]:
     digest = payload_hash(payload)
-    signing_input = request_signing_input(payload_hash=digest, **fields)
+    signing_input = build_input(payload_hash=digest, **fields)
     return {
         "name": name,
         "fields": dict(fields),
         "payload_hex": payload.hex(),
         "payload_hash_hex": digest.hex(),
         "signing_input_hex": signing_input.hex(),
-        "signature_hex": client.sign(signing_input).hex(),
+        "signature_hex": signer.sign(signing_input).hex(),
     }
+
+
+def _request(name: str, client: Signer, payload: bytes, **fields: Any) -> dict[str, Any]:
+    return _case(name, request_signing_input, client, payload, **fields)
 
 
 def _response(name: str, server: Signer, payload: bytes, **fields: Any) -> dict[str, Any]:
-    digest = payload_hash(payload)
-    signing_input = response_signing_input(payload_hash=digest, **fields)
-    return {
-        "name": name,
-        "fields": dict(fields),
-        "payload_hex": payload.hex(),
-        "payload_hash_hex": digest.hex(),
-        "signing_input_hex": signing_input.hex(),
-        "signature_hex": server.sign(signing_input).hex(),
-    }
+    return _case(name, response_signing_input, server, payload, **fields)
 
 
 def _event(name: str, server: Signer, payload: bytes, **fields: Any) -> dict[str, Any]:
-    digest = payload_hash(payload)
-    signing_input = event_signing_input(payload_hash=digest, **fields)
-    return {
-        "name": name,
-        "fields": dict(fields),
-        "payload_hex": payload.hex(),
-        "payload_hash_hex": digest.hex(),
-        "signing_input_hex": signing_input.hex(),
-        "signature_hex": server.sign(signing_input).hex(),
-    }
+    return _case(name, event_signing_input, server, payload, **fields)
 
 
 def build() -> dict[str, Any]:
