@@ -101,6 +101,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_busy() -> dict[int, tuple[int, int]]:
+    """Per CPU: (busy jiffies, total jiffies) from /proc/stat."""
+    out = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if name.startswith("cpu") and name != "cpu":
+            ticks = [int(v) for v in values]
+            idle = ticks[3] + ticks[4]  # idle + iowait
+            out[int(name[3:])] = (sum(ticks) - idle, sum(ticks))
+    return out
+
+
+def busy_percent(before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]]) -> dict:
+    return {
+        f"cpu{cpu}": round(100 * (after[cpu][0] - before[cpu][0])
+                           / max(1, after[cpu][1] - before[cpu][1]), 1)
+        for cpu in sorted(after)
+    }  # fmt: skip
+
+
 def pin(pid: int, cpus: set[int]) -> None:
     with contextlib.suppress(OSError):
         os.sched_setaffinity(pid, cpus)
@@ -327,7 +347,7 @@ class Bench:
         self.redis.start()
         proc = getattr(self.redis, "_proc", None)
         if self.args.pin and proc is not None:
-            pin(proc.pid, {1})
+            pin(proc.pid, {self.args.redis_cpu})
 
     def start_hub(self) -> None:
         signer = Signer.generate()
@@ -531,6 +551,7 @@ class Bench:
         overflow_before = self.metric("gateway_push_stream_closures_total", reason="overflow")
         cpu_before = cpu_seconds(self.hub.pid)
         workers_before = sum(cpu_seconds(p.pid) for p, _ in self.workers if p.pid)
+        cpus_before = cpu_busy()
         started = time.monotonic()
         trace: list[tuple[float, float]] = []
         if args.trace:
@@ -560,6 +581,7 @@ class Bench:
                 break
             time.sleep(0.2)
         drained_seconds = time.monotonic() - started
+        cpus = busy_percent(cpus_before, cpu_busy())
         cpu = cpu_seconds(self.hub.pid) - cpu_before
         workers_cpu = sum(cpu_seconds(p.pid) for p, _ in self.workers if p.pid) - workers_before
         samples = [s for r in reports for s in r["samples"]]
@@ -589,6 +611,7 @@ class Bench:
             "hub_cpu_us_per_delivery": round(1e6 * cpu / max(received, 1), 1),
             "load_generator_cpu_percent": round(100 * workers_cpu / drained_seconds, 1),
             "load_generator_cpu_us_per_delivery": round(1e6 * workers_cpu / max(received, 1), 1),
+            "machine_cpu_busy_percent": cpus,
         }
         if trace:
             result["enqueued_trace"] = trace
@@ -618,6 +641,10 @@ def main() -> int:
         default=os.cpu_count() == 2,
         help="push-hub on CPU 0, everything else on CPU 1",
     )
+    parser.add_argument(
+        "--redis-cpu", type=int, choices=(0, 1), default=1,
+        help="with --pin: the CPU of Redis and the publisher (0 = beside push-hub)",
+    )  # fmt: skip
     parser.add_argument("--profile", default="", help="cProfile output file for push-hub")
     parser.add_argument("--trace", action="store_true", help="sample the enqueue counter")
     args = parser.parse_args()
@@ -626,7 +653,7 @@ def main() -> int:
 
     limits = raise_fd_limit()
     if args.pin:
-        pin(0, {1})
+        pin(0, {args.redis_cpu})  # this process publishes; its children get their own pins
     print(
         json.dumps(
             {

@@ -132,6 +132,10 @@ class PushService:
         except EdgeError as exc:
             self._reject(context, envelope, exc, peer_ip, started)
             return
+        except Exception as exc:  # a bug, not a client error: no internals on the wire
+            _log.error("open verification failed", extra={"error": type(exc).__name__})
+            self._reject(context, envelope, EdgeError(Reject.INTERNAL_ERROR), peer_ip, started)
+            return
         try:
             stream = self._hub.open_stream(verified.user_id, envelope.device_session_id)
         except HubClosedError:
@@ -158,13 +162,17 @@ class PushService:
             self._hub.end(stream, Closure.CLIENT_CANCELLED)
             raise
         except Exception as exc:
+            # A failed write (the peer is gone) or a bug: the stream is over either way.
             if self._hub.end(stream, Closure.SEND_FAILED):
                 _log.info(
                     "stream send failed",
                     extra={"device_session_id": stream.device_session_id,
                            "error": type(exc).__name__},
                 )  # fmt: skip
-            raise
+            reject = Reject.INTERNAL_ERROR
+            context.set_code(_status(reject))
+            context.set_details(reject.spec.message)
+            return
         self._finish(stream, context)
 
     async def _recheck_revocation(self, stream: PushStream) -> None:
