@@ -56,8 +56,12 @@ class StreamTailer:
         failures = 0
         while True:
             try:
+                # A real round trip before claiming to be connected: health checks read
+                # this flag, and it must not flip on while Redis is still down.
                 if self.last_id is None:
                     self.last_id = await self._current_last_id()
+                else:
+                    await self._client.ping()
                 self.connected.set()
                 if failures and self._on_reconnect is not None:
                     self._on_reconnect()
