@@ -105,13 +105,13 @@ async def test_redis_outage_fails_closed_then_recovers_without_losing_events(
 
 async def test_slow_backend_hits_the_timeouts(faults: Gateway) -> None:
     player = await faults.login(name="patient")
-    faults.set_backend_latency(2500)
+    faults.set_backend_latency(6000)
     try:
         async with faults.client(player) as client:
             started = time.monotonic()
             with pytest.raises(GatewayError) as err:
                 await client.call_json("user.account.get", {})
-            assert time.monotonic() - started < 2.2
+            assert time.monotonic() - started < 5.0  # the 1 s timeout, not the 6 s latency
         assert (err.value.code_name, err.value.message) == (
             "UNAVAILABLE",
             "downstream service is unavailable",
@@ -120,7 +120,7 @@ async def test_slow_backend_hits_the_timeouts(faults: Gateway) -> None:
             started = time.monotonic()
             with pytest.raises(PublicApiError) as public_err:
                 await public.send_email_code(faults.new_email("slow"))
-            assert time.monotonic() - started < 2.2
+            assert time.monotonic() - started < 5.0  # the 1 s timeout, not the 6 s latency
         assert (public_err.value.status, public_err.value.code) == (503, "service_unavailable")
     finally:
         faults.set_backend_latency(0)

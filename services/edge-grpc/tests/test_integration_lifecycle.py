@@ -64,7 +64,7 @@ async def test_redis_stopped_mid_run_fails_closed_then_recovers(stack, stub):
         outcome = await execute(stub, account_get(session))
         assert outcome == (grpc.StatusCode.UNAVAILABLE, "replay store is unavailable", None)
         # Bounded by GATEWAY_REPLAY_REDIS_RESERVE_TIMEOUT (250ms), not by a socket timeout.
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < 5.0
         deadline = time.monotonic() + 10
         while stack.gateway.health() != "NOT_SERVING":
             assert time.monotonic() < deadline, "health stayed SERVING with Redis down"
@@ -97,7 +97,7 @@ async def test_backend_slower_than_the_downstream_timeout(stack, gateway_factory
         stub = pb_grpc.EdgeGatewayStub(channel)
         code, details, _ = await execute(stub, account_get(session))  # caches the session
         assert code == OK, details
-        stack.backend.set_latency(3000)
+        stack.backend.set_latency(8000)
         try:
             started = time.monotonic()
             outcome = await execute(stub, account_get(session))
@@ -105,7 +105,7 @@ async def test_backend_slower_than_the_downstream_timeout(stack, gateway_factory
         finally:
             stack.backend.set_latency(0)
     assert outcome == UNAVAILABLE_DOWNSTREAM
-    assert 0.9 <= elapsed < 2.0, elapsed
+    assert 0.9 <= elapsed < 6.0, elapsed  # the 1 s downstream timeout, not the 8 s latency
 
 
 async def test_backend_stopped(stack, gateway_factory, tmp_path: Path):

@@ -157,7 +157,7 @@ async def test_slow_downstream_is_cut_at_the_timeout():
     elapsed = loop.time() - started
     assert error.grpc_code is GrpcCode.UNAVAILABLE
     assert error.message == "downstream service is unavailable"
-    assert 0.15 <= elapsed < 1.0
+    assert 0.15 <= elapsed < 3.0  # cut by the timeout, long before the 5 s sleep
     assert slow.cancelled
 
 

@@ -327,7 +327,7 @@ async def test_upstream_timeout_is_service_unavailable(
         response = await client.post(SEND, json={"email": "slow@example.org"})
         elapsed = loop.time() - started
     assert error_of(response) == (503, "service_unavailable", "service is unavailable")
-    assert elapsed < 1.5
+    assert elapsed < 4.0  # the 0.2 s budget, not the 5 s delay
     assert 'result="auth_upstream_timeout"' in app.metrics.render().decode()
 
 

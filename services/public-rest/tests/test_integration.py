@@ -216,7 +216,7 @@ def test_unreachable_upstream_is_503_and_not_ready(gateway_factory: GatewayFacto
     with gateway.client() as client:
         started = time.monotonic()
         ready = client.get("/readyz")
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 4.0
         assert error_of(ready)[:2] == (503, "service_unavailable")
         assert error_of(client.post(SEND, json={"email": "a@example.org"}))[:2] == (
             503,

@@ -81,7 +81,7 @@ async def test_tcp_probe_never_waits_past_its_budget(monkeypatch: pytest.MonkeyP
     probe = TcpProbe("127.0.0.1", 9, connect_timeout=0.2, ttl=0)
     started = loop.time()
     assert not await probe.check()
-    assert loop.time() - started < 1.0
+    assert loop.time() - started < 5.0  # the 0.2 s connect bound, not the 60 s hang
 
 
 async def test_readiness_conditions() -> None:
