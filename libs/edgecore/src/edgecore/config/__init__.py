@@ -8,12 +8,18 @@ from edgecore.config.loader import (
     load_settings_or_exit,
 )
 from edgecore.config.sections import RateLimitPolicy
-from edgecore.config.services import EdgeGrpcSettings, PublicRestSettings, PushHubSettings
+from edgecore.config.services import (
+    EdgeGrpcSettings,
+    EdgeOperatorSettings,
+    PublicRestSettings,
+    PushHubSettings,
+)
 from edgecore.config.values import HostPort, format_duration, parse_go_duration
 
 __all__ = [
     "ConfigError",
     "EdgeGrpcSettings",
+    "EdgeOperatorSettings",
     "HostPort",
     "PublicRestSettings",
     "PushHubSettings",

@@ -24,6 +24,8 @@ from edgecore.config.values import (
 from edgecore.config.values import parse_go_duration as duration
 
 __all__ = [
+    "OperatorSettings",
+    "RouteTableSettings",
     "AdminHttpSettings",
     "AuthenticatedAntiAbuseSettings",
     "AuthenticatedGrpcSettings",
@@ -339,6 +341,74 @@ class BackendSettings(Section):
             raise ValueError(
                 "GATEWAY_BACKEND_HMAC_SECRET_PATH is required when GATEWAY_BACKEND_HTTP_URL is set"
             )
+        return self
+
+
+class RouteTableSettings(Section):
+    """Added here: the declarative passthrough routes (docs/routes.md).
+
+    Without a table key edge-grpc serves only the built-in routes; the
+    operator requires one (it seals what it publishes).
+    """
+
+    table_key_path: NonEmptyStr | None = Field(None, alias="GATEWAY_ROUTES_TABLE_KEY_PATH")
+    snapshot_key: NonEmptyStr = Field("gateway:route_table", alias="GATEWAY_REDIS_ROUTE_TABLE_KEY")
+    events_stream: NonEmptyStr = Field(
+        "gateway:route_events", alias="GATEWAY_REDIS_ROUTE_EVENTS_STREAM"
+    )
+    resync_interval: PositiveDuration = Field(
+        duration("30s"), alias="GATEWAY_ROUTES_RESYNC_INTERVAL"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("GATEWAY_ROUTES_TABLE_KEY_PATH", None) == "":
+            return {k: v for k, v in data.items() if k != "GATEWAY_ROUTES_TABLE_KEY_PATH"}
+        return data
+
+
+class OperatorSettings(Section):
+    """Added here: the edge-operator (GatewayRoute -> route table)."""
+
+    # Empty: every namespace (needs a ClusterRole); the chart names its own namespaces.
+    namespaces: tuple[str, ...] = Field((), alias="GATEWAY_OPERATOR_NAMESPACES")
+    # Where a route's target service lives; {service} and {namespace} are substituted.
+    service_host_template: NonEmptyStr = Field(
+        "{service}.{namespace}.svc.cluster.local", alias="GATEWAY_OPERATOR_SERVICE_HOST_TEMPLATE"
+    )
+    resync_interval: PositiveDuration = Field(
+        duration("10s"), alias="GATEWAY_OPERATOR_RESYNC_INTERVAL"
+    )
+    health_addr: ListenAddress | None = Field(
+        HostPort("", 8081), alias="GATEWAY_OPERATOR_HEALTH_ADDR"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_namespaces(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        if data.get("GATEWAY_OPERATOR_HEALTH_ADDR", None) == "":
+            data = {k: v for k, v in data.items() if k != "GATEWAY_OPERATOR_HEALTH_ADDR"}
+            data["GATEWAY_OPERATOR_HEALTH_ADDR"] = None
+        raw = data.get("GATEWAY_OPERATOR_NAMESPACES")
+        if isinstance(raw, str):
+            parts = tuple(p.strip() for p in raw.split(",") if p.strip())
+            return {**data, "GATEWAY_OPERATOR_NAMESPACES": parts}
+        return data
+
+    @model_validator(mode="after")
+    def _template_names_the_service(self) -> OperatorSettings:
+        template = self.service_host_template
+        try:
+            host = template.format(service="svc", namespace="ns")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError(
+                "GATEWAY_OPERATOR_SERVICE_HOST_TEMPLATE may use only {service} and {namespace}"
+            ) from None
+        if not host or any(c in host for c in "/?#@ "):
+            raise ValueError("GATEWAY_OPERATOR_SERVICE_HOST_TEMPLATE must render a bare host name")
         return self
 
 

@@ -10,18 +10,25 @@ from edgecore.config.sections import (
     BackendSettings,
     EventStreamSettings,
     LoggingSettings,
+    OperatorSettings,
     PublicAntiAbuseSettings,
     PublicHttpSettings,
     PushSettings,
     RedisSettings,
     ReplaySettings,
     ResponseSignerSettings,
+    RouteTableSettings,
     SessionCacheSettings,
     ShutdownSettings,
     TelemetrySettings,
 )
 
-__all__ = ["EdgeGrpcSettings", "PublicRestSettings", "PushHubSettings"]
+__all__ = [
+    "EdgeGrpcSettings",
+    "EdgeOperatorSettings",
+    "PublicRestSettings",
+    "PushHubSettings",
+]
 
 
 class PublicRestSettings(ServiceSettings):
@@ -47,6 +54,7 @@ class EdgeGrpcSettings(ServiceSettings):
     events: EventStreamSettings
     backend: BackendSettings
     signer: ResponseSignerSettings
+    routes: RouteTableSettings
 
 
 class PushHubSettings(ServiceSettings):
@@ -63,3 +71,10 @@ class PushHubSettings(ServiceSettings):
     backend: BackendSettings
     signer: ResponseSignerSettings
     push: PushSettings
+
+
+class EdgeOperatorSettings(ServiceSettings):
+    logging: LoggingSettings
+    redis: RedisSettings
+    routes: RouteTableSettings
+    operator: OperatorSettings
