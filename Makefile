@@ -33,7 +33,7 @@ lint: sync ## ruff, mypy (strict on edgecore), buf lint
 	$(RUN) ruff format --check .
 	$(RUN) mypy libs/edgecore/src/edgecore
 	$(RUN) mypy services/public-rest/src services/edge-grpc/src services/push-hub/src \
-		services/mock-backend/src libs/edgeclient/src
+		services/mock-backend/src services/edge-operator/src libs/edgeclient/src
 	$(RUN) buf lint
 
 gen: sync ## Regenerate protobuf stubs, FlatBuffers bindings, signing vectors

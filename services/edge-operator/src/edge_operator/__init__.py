@@ -1,0 +1,1 @@
+"""Galaxy Edge Gateway operator: GatewayRoute resources -> the versioned route table."""
