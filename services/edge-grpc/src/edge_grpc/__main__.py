@@ -21,6 +21,7 @@ from edgecore.config import EdgeGrpcSettings, load_settings_or_exit
 from edgecore.downstream import DownstreamClient
 from edgecore.internal_auth import HmacSecretError, load_hmac_secret
 from edgecore.keys import SignerKeyError, load_response_signer
+from edgecore.routes import RouteTableKeyError, load_route_table_key
 from edgecore.signing import Signer
 from edgecore.telemetry import configure_logging
 
@@ -42,6 +43,12 @@ def load_or_refuse(settings: EdgeGrpcSettings) -> Signer | None:
     except SignerKeyError as exc:
         _refuse(f"configuration error: {exc}")
         return None
+    if settings.routes.table_key_path is not None:
+        try:
+            load_route_table_key(settings.routes.table_key_path)
+        except RouteTableKeyError as exc:
+            _refuse(f"configuration error: {exc}")
+            return None
     if settings.backend.hmac_secret_path is not None:
         try:
             load_hmac_secret(settings.backend.hmac_secret_path)

@@ -28,6 +28,7 @@ from typing import Any, Final
 
 import grpc
 import grpc.aio
+import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 from grpc_health.v1._async import HealthServicer  # type: ignore[import-untyped]
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
@@ -36,6 +37,8 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from edge_grpc.live_routes import LiveRouter, RouteTableFollower
+from edge_grpc.passthrough import PassthroughClient, new_passthrough_http_client
 from edge_grpc.replay import RespReplayStore
 from edge_grpc.responses import ResponseSigner
 from edge_grpc.routing import CompositeRouter, DownstreamExecutor
@@ -51,6 +54,13 @@ from edgecore.pipeline import VerificationPipeline
 from edgecore.pipeline.audit import AuthenticatedTelemetry
 from edgecore.ratelimit import TokenBucketLimiter
 from edgecore.redis_client import RedisStartupError, create_redis, ping_or_raise
+from edgecore.routes import (
+    PassthroughRoute,
+    RouteTableKey,
+    RouteTableKeyError,
+    RouteTableReader,
+    load_route_table_key,
+)
 from edgecore.session_cache import InProcessSessionCache
 from edgecore.session_events import SessionEventsHandler
 from edgecore.signing import Signer
@@ -154,6 +164,11 @@ class EdgeGrpcApp:
         self.port: int | None = None
         self.health = HealthServicer()
         self.router = CompositeRouter()
+        # Built-in routes first, then the live passthrough table (docs/routes.md).
+        self.live_router = LiveRouter(self.router, self._passthrough_client)
+        self.route_follower: RouteTableFollower | None = None
+        self._route_key: RouteTableKey | None = None
+        self._passthrough_http: httpx.AsyncClient | None = None
         self._server: Any = None
         self._admin: AdminServer | None = None
         self._backend: BackendClient | None = None
@@ -187,6 +202,7 @@ class EdgeGrpcApp:
         default_sampler_without_exporter(self.settings.telemetry.traces_exporter, os.environ)
         self._tracer_provider = configure_tracing(self.settings.telemetry, "edge-grpc")
         servicer = self._build_servicer()
+        await self._start_routes()
         address = await self._listen(servicer)
         await self._start_admin()
         self._spawn(self._follow_health(), "health")
@@ -197,6 +213,9 @@ class EdgeGrpcApp:
                 "grpc_addr": f"{address.rsplit(':', 1)[0]}:{self.port}",
                 "admin_addr": f"{admin.host}:{self.admin_port}" if admin is not None else "",
                 "routes": len(self.router),
+                "passthrough_routes": len(self.live_router.passthrough_types),
+                "route_table": "off" if self._route_key is None else "following",
+                "route_table_version": self.live_router.version,
                 "backend": "configured" if self._backend is not None else "unset",
             },
         )
@@ -208,6 +227,11 @@ class EdgeGrpcApp:
             self._backend = build_backend_client(settings.backend)
         except HmacSecretError as exc:
             raise StartupError(str(exc)) from None
+        if settings.routes.table_key_path is not None:
+            try:
+                self._route_key = load_route_table_key(settings.routes.table_key_path)
+            except RouteTableKeyError as exc:
+                raise StartupError(str(exc)) from None
         if self._backend is None:
             _log.warning(
                 "GATEWAY_BACKEND_HTTP_URL is unset: user.* and lobby.* commands fail closed "
@@ -227,7 +251,7 @@ class EdgeGrpcApp:
         """Session cache and its stream reader, replay store, pipeline, routes, signer."""
         settings = self.settings
         assert self._stream_redis is not None
-        telemetry = AuthenticatedTelemetry(self.metrics, is_known_type=self.router.is_routed)
+        telemetry = AuthenticatedTelemetry(self.metrics, is_known_type=self.live_router.is_routed)
         drops = self.metrics.counter(
             "gateway.internal_event_drops",
             "Malformed internal stream entries that were logged and dropped.",
@@ -269,9 +293,57 @@ class EdgeGrpcApp:
                 raise StartupError(str(exc)) from None
         return EdgeGatewayServicer(
             pipeline=pipeline,
-            executor=DownstreamExecutor(self.router, timeout=settings.grpc.downstream_timeout),
+            executor=DownstreamExecutor(self.live_router, timeout=settings.grpc.downstream_timeout),
             signer=ResponseSigner(self._signer),
             telemetry=telemetry,
+        )
+
+    async def _start_routes(self) -> None:
+        """Load the route table and follow it (only with GATEWAY_ROUTES_TABLE_KEY_PATH)."""
+        if self._route_key is None:
+            return  # the start-up line says route_table=off
+        assert self._redis is not None and self._stream_redis is not None
+        settings = self.settings
+        self._passthrough_http = new_passthrough_http_client(
+            client_id=settings.backend.gateway_client_id
+        )
+        version = self.metrics.gauge(
+            "gateway.route_table_version", "Version of the route table in force (0: none)."
+        )
+        count = self.metrics.gauge(
+            "gateway.route_table_routes", "Passthrough routes in the route table in force."
+        )
+        refused = self.metrics.counter(
+            "gateway.route_table_refusals",
+            "Route table snapshots refused (malformed, or not sealed with our key).",
+            ["reason"],
+        )
+        version.set(0)
+
+        def applied(table_version: int, routes: int) -> None:
+            version.set(table_version)
+            count.set(routes)
+
+        self.route_follower = RouteTableFollower(
+            RouteTableReader(
+                self._redis, self._route_key, snapshot_key=settings.routes.snapshot_key
+            ),
+            self.live_router,
+            stream_client=self._stream_redis,
+            stream=settings.routes.events_stream,
+            resync_interval=settings.routes.resync_interval,
+            base_backoff=settings.events.reconnect_base_backoff,
+            max_backoff=settings.events.reconnect_max_backoff,
+            on_applied=applied,
+            on_refused=lambda reason: refused.labels(reason).inc(),
+        )
+        await self.route_follower.start()
+        self._spawn(self.route_follower.run(), "route-table")
+
+    def _passthrough_client(self, route: PassthroughRoute) -> DownstreamClient:
+        assert self._passthrough_http is not None
+        return PassthroughClient(
+            route, self._passthrough_http, key_id=self.settings.backend.gateway_client_id
         )
 
     async def _listen(self, servicer: EdgeGatewayServicer) -> str:
@@ -395,6 +467,9 @@ class EdgeGrpcApp:
         if self._backend is not None:
             await _bounded(self._backend.aclose(), budget)
             self._backend = None
+        if self._passthrough_http is not None:
+            await _bounded(self._passthrough_http.aclose(), budget)
+            self._passthrough_http = None
         for client in (self._redis, self._stream_redis):
             if client is not None:
                 await _bounded(client.aclose(), budget)

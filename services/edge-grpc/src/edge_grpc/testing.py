@@ -48,6 +48,7 @@ __all__ = [
     "ManagedProcess",
     "MockBackendProcess",
     "ProcessFailedError",
+    "RouteTargetProcess",
     "decode_response",
     "encode_request",
     "execute",
@@ -261,6 +262,56 @@ class MockBackendProcess(ManagedProcess):
         key = nacl.signing.SigningKey.generate()
         session_id = self.login(email, key)
         return DeviceSession(session_id, key, user_id=self.lookup_user_id(session_id))
+
+
+# --------------------------------------------------------------------------------------------
+# A passthrough route target (python -m mock_backend.route_target)
+
+
+@dataclass
+class RouteTargetProcess(ManagedProcess):
+    port: int = 0
+    hmac_secret: bytes = b""
+
+    @classmethod
+    def start(
+        cls, *, hmac_secret_path: Path, log_path: Path, slow_ms: int = 3000
+    ) -> RouteTargetProcess:
+        port = free_port()
+        env = scrubbed_environ()
+        env.update(
+            ROUTE_TARGET_ADDR=f"127.0.0.1:{port}",
+            ROUTE_TARGET_HMAC_SECRET_PATH=str(hmac_secret_path),
+            ROUTE_TARGET_SLOW_MS=str(slow_ms),
+        )
+        argv = [sys.executable, "-m", "mock_backend.route_target"]
+        managed = _spawn("route target", argv, env, log_path)
+        target = cls(
+            managed.name,
+            managed.process,
+            managed.log_path,
+            port=port,
+            hmac_secret=hmac_secret_path.read_bytes().rstrip(b"\n"),
+        )
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            if not target.running:
+                raise target.fail(f"exited with {target.process.returncode}")
+            try:
+                target.received()
+                return target
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline:
+                    target.process.kill()
+                    raise target.fail("did not come up") from None
+                time.sleep(0.1)
+
+    def received(self) -> list[dict[str, Any]]:
+        """What the target accepted (only correctly signed calls get this far)."""
+        url = f"http://127.0.0.1:{self.port}/_received"
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            data: list[dict[str, Any]] = json.loads(answer.read())
+        return data
 
 
 # --------------------------------------------------------------------------------------------

@@ -88,7 +88,13 @@ class System:
             self.secrets_dir / "response-signer.pem", encode_ed25519_pkcs8_pem(signer.seed())
         )
         _write_secret(self.secrets_dir / "internal-hmac.secret", secrets.token_hex(32).encode())
+        # edge-grpc follows the route table sealed with this key (docs/routes.md).
+        _write_secret(self.route_table_key_path, base64.b64encode(secrets.token_bytes(32)))
         self.server_public_key = base64.b64encode(signer.public_key).decode()
+
+    @property
+    def route_table_key_path(self) -> Path:
+        return self.secrets_dir / "route-table.key"
 
     def env_for(self, service: str) -> dict[str, str]:
         hmac_path = str(self.secrets_dir / "internal-hmac.secret")
@@ -121,6 +127,8 @@ class System:
                         ),
                     }
                 )
+            if service == "edge-grpc":
+                env["GATEWAY_ROUTES_TABLE_KEY_PATH"] = str(self.route_table_key_path)
         env.update(self.extra_env.get(service, {}))
         return env
 
