@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the four images (public-rest, edge-grpc, push-hub, mock-backend) for real.
+# Build the five images (public-rest, edge-grpc, push-hub, edge-operator, mock-backend) for real.
 #
 #   scripts/images-build.sh [--target runtime|dev] [--tag TAG] [IMAGE...]
 #
@@ -26,7 +26,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 cd "$ROOT"
-ALL_IMAGES=(public-rest edge-grpc push-hub mock-backend)
+ALL_IMAGES=(public-rest edge-grpc push-hub edge-operator mock-backend)
 LOCAL_BASE="localhost/galaxy-python-base:3.11-bookworm"
 PREFIX="${EDGE_IMAGE_PREFIX:-localhost/galaxy-}"
 TAG="${EDGE_IMAGE_TAG:-dev}"

@@ -34,7 +34,7 @@ PIP_VERSION="25.3"
 HATCHLING_VERSION="1.28.0"
 # image name -> distribution (workspace member) whose dependencies the image needs
 IMAGES=(public-rest:galaxy-public-rest edge-grpc:galaxy-edge-grpc push-hub:galaxy-push-hub
-    mock-backend:galaxy-mock-backend)
+    edge-operator:galaxy-edge-operator mock-backend:galaxy-mock-backend)
 FORCE=0
 
 log() { printf 'images-wheelhouse: %s\n' "$*" >&2; }

@@ -3,11 +3,12 @@
 #   1. helm lint --strict of charts/edge-gateway with the defaults, each ci/*.yaml and the
 #      Tilt dev values;
 #   2. helm unittest (the suites under charts/edge-gateway/tests/);
-#   3. helm template of the same values files piped through kubernetes-validate --strict
-#      (offline schemas shipped in the PyPI package) for the oldest supported Kubernetes
-#      (1.27: native gRPC probes are GA) and the newest the package knows.
-#      CRD kinds (GRPCRoute, HTTPRoute, ServiceMonitor) have no schema there: they are
-#      reported as warnings and covered by helm unittest and tests/k8s.
+#   3. helm template --include-crds of the same values files piped through
+#      kubernetes-validate --strict (offline schemas shipped in the PyPI package) for the
+#      oldest supported Kubernetes (1.27: native gRPC probes are GA) and the newest the
+#      package knows; the GatewayRoute CustomResourceDefinition itself is validated too.
+#      Kinds defined by CRDs (GRPCRoute, HTTPRoute, ServiceMonitor) have no schema there:
+#      they are reported as warnings and covered by helm unittest and tests/k8s.
 # Installs the pinned helm + helm-unittest first (scripts/k8s-tools.sh, cached).
 # Run it inside the project venv (kubernetes-validate must be on PATH):
 #   uv run --no-sync scripts/k8s-chart-test.sh
@@ -49,12 +50,12 @@ for values in "${value_sets[@]}"; do
     say "helm lint --strict ($label): ok"
     checks=$((checks + 1))
     for kv in "${KUBE_VERSIONS[@]}"; do
-        helm template edge-gateway "$CHART" --namespace galaxy --kube-version "$kv" "${args[@]}" \
+        helm template edge-gateway "$CHART" --namespace galaxy --kube-version "$kv" --include-crds "${args[@]}" \
             | kubernetes-validate --strict --quiet --no-warn -k "$kv" - \
             || die "kubernetes-validate -k $kv of helm template ($label)"
         checks=$((checks + 1))
     done
-    say "helm template ($label) | kubernetes-validate --strict -k ${KUBE_VERSIONS[*]}: ok"
+    say "helm template --include-crds ($label) | kubernetes-validate --strict -k ${KUBE_VERSIONS[*]}: ok"
 done
 
 helm unittest --color=false "$CHART" >&2 || die "helm unittest"

@@ -3,7 +3,8 @@
 #
 #   scripts/k8s-dev-secrets.sh            # Secret YAML on stdout
 #
-# Keys: redis-password, response-signer.pem (PKCS#8 PEM Ed25519), hmac.secret. They are
+# Keys: redis-password, response-signer.pem (PKCS#8 PEM Ed25519), hmac.secret,
+# route-table.key (base64 text of 32 random bytes: edge-grpc and the edge-operator). They are
 # generated once into .run/k8s-dev/ (git-ignored; EDGE_K8S_DEV_DIR overrides) and reused,
 # so a Tiltfile reload does not roll the pods. .run/k8s-dev/server-public-key holds the
 # base64 public key clients pin (edgectl --server-key).
@@ -45,6 +46,8 @@ if not (folder / "hmac.secret").exists():
     write("hmac.secret", secrets.token_hex(32).encode())
 if not (folder / "redis-password").exists():
     write("redis-password", secrets.token_hex(16).encode())
+if not (folder / "route-table.key").exists():
+    write("route-table.key", base64.b64encode(secrets.token_bytes(32)) + b"\n")
 PY
 
 b64() { base64 -w0 <"$DIR/$1"; }
@@ -59,4 +62,5 @@ printf '%s\n' \
     "data:" \
     "  redis-password: $(b64 redis-password)" \
     "  response-signer.pem: $(b64 response-signer.pem)" \
-    "  hmac.secret: $(b64 hmac.secret)"
+    "  hmac.secret: $(b64 hmac.secret)" \
+    "  route-table.key: $(b64 route-table.key)"

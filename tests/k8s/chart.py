@@ -7,6 +7,7 @@ there is built from ``helm template`` output, never from a second copy of the se
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,36 @@ TOOLS = ROOT / ".tools"
 RELEASE = "edge-gateway"
 NAMESPACE = "galaxy"
 COMPONENTS = ("public-rest", "edge-grpc", "push-hub")
+# The edge-operator: a Deployment too, but no client port, no Service and one replica.
+OPERATOR = "edge-operator"
+# How the operator refuses to start where no Kubernetes API is reachable (here): one line.
+OPERATOR_FAILURE = re.compile(r"^edge-operator failed to start: (?P<reason>.+)$", re.M)
+# How long it may take to give up (kopf's login finds no credentials: no retries).
+OPERATOR_FAILURE_TIMEOUT = 60.0
+
+
+def operator_refusal_problems(returncode: int | None, stdout: str, stderr: str) -> list[str]:
+    """What is wrong with how the operator stopped for want of a cluster ([] if nothing).
+
+    Expected: exit status 1; on stderr exactly one ``edge-operator failed to start: ...``
+    line naming the missing Kubernetes credentials/API; no Python traceback anywhere; not a
+    configuration error (the chart's environment must have been accepted).
+    """
+    problems = []
+    if returncode != 1:
+        problems.append(f"exit status {returncode}, expected 1")
+    lines = OPERATOR_FAILURE.findall(stderr)
+    if len(lines) != 1:
+        problems.append(f"{len(lines)} 'edge-operator failed to start:' lines on stderr")
+    elif not re.search(r"(?i)kubernetes|kube|credential|cluster|api server", lines[0]):
+        problems.append(f"the reason does not mention Kubernetes credentials/API: {lines[0]!r}")
+    if "Traceback (most recent call last)" in stdout + stderr:
+        problems.append("a Python traceback was printed")
+    if "configuration error" in stderr:
+        problems.append("the chart's environment was refused as a configuration error")
+    if problems:
+        problems.append(f"stdout:\n{stdout[-2000:]}\nstderr:\n{stderr[-3000:]}")
+    return problems
 
 
 def helm_env() -> dict[str, str]:

@@ -6,7 +6,8 @@ from what the chart renders (image, command, args, environment, Secret files at 
 mount paths, user, read-only root filesystem, dropped capabilities, /tmp as a tmpfs for
 the emptyDir), with the in-cluster names the chart's values point at (redis:6379,
 http://mock-backend:8090). Each container's client port is published on 127.0.0.1 only;
-readiness is the Deployment's own probe run against the published port.
+readiness is the Deployment's own probe run against the published port. The edge-operator
+can be run the same way (``run_operator``), on the same network, from the same rendering.
 
 ``ContainerSystem`` has the attributes of ``edgecore.testing.system.System`` that the e2e
 harness uses (``ports``, ``server_public_key``, ``logs()``, ``stop()``), so the e2e suite
@@ -27,7 +28,7 @@ from edgecore.keys import encode_ed25519_pkcs8_pem
 from edgecore.signing import Signer
 from edgecore.testing.system import DEV_LOGIN_CODE, SystemPorts
 
-from .chart import COMPONENTS, Secrets, deployment_of, render, resolve
+from .chart import COMPONENTS, OPERATOR, Container, Secrets, deployment_of, render, resolve
 from .probes import wait_until_passes
 
 IMAGE_PREFIX = os.environ.get("EDGE_IMAGE_PREFIX", "localhost/galaxy-")
@@ -56,6 +57,8 @@ class ContainerSystem:
     server_public_key: str = ""
     containers: dict[str, Any] = field(default_factory=dict)
     rendered: dict[str, Any] = field(default_factory=dict)
+    # The edge-operator's Deployment from the same rendering, resolved (run_operator).
+    operator: Container | None = None
     _network: Any = None
 
     def start(self, *, ready_timeout: float = 90.0) -> None:
@@ -102,10 +105,12 @@ class ContainerSystem:
                 overrides[f"{key}.extraEnv"] = [
                     {"name": k, "value": v} for k, v in self.extra_env[component].items()
                 ]
+        overrides["operator.image.repository"] = f"{IMAGE_PREFIX}{OPERATOR}"
         docs = render(self.helm_env, set_json=overrides)
         chart_secrets = Secrets()
         resolved = {c: resolve(deployment_of(docs, c), docs, chart_secrets) for c in COMPONENTS}
         self.rendered = {c: deployment_of(docs, c) for c in COMPONENTS}
+        self.operator = resolve(deployment_of(docs, OPERATOR), docs, chart_secrets)
 
         # The mock backend shares the HMAC secret file, mounted the way the chart mounts it.
         hmac_dir = self._write_files(
@@ -140,30 +145,7 @@ class ContainerSystem:
             published = {c.ports[kind]: self.ports.of(component)}
             if "admin" in c.ports:
                 published[c.ports["admin"]] = self.ports.admin_of(component)
-            sec, pod = c.security, c.pod_security
-            kwargs: dict[str, Any] = {
-                **({"entrypoint": c.command} if c.command else {}),
-                "user": f"{pod['runAsUser']}:{pod['runAsGroup']}",
-                "read_only": bool(sec.get("readOnlyRootFilesystem")),
-                "cap_drop": list(sec.get("capabilities", {}).get("drop", [])),
-                "security_opt": ["no-new-privileges"]
-                if sec.get("allowPrivilegeEscalation") is False
-                else [],
-            }
-            container = (
-                DockerContainer(c.image)
-                .with_network(self._network)
-                .with_tmpfs_mount("/tmp", "size=64m")  # the chart's emptyDir
-                .with_kwargs(**kwargs)
-            )
-            if c.args:
-                container.with_command(c.args)
-            for name, value in c.env.items():
-                container.with_env(name, value)
-            for mount, files in c.files.items():
-                container.with_volume_mapping(
-                    str(self._write_files(component, mount, files)), mount, "ro"
-                )
+            container = self._chart_container(component, c)
             for inner, outer in published.items():
                 container.ports[f"{inner}/tcp"] = (LOOPBACK, outer)
             self._start(component, container)
@@ -175,6 +157,53 @@ class ContainerSystem:
                     published=published,
                     alive=lambda component=component: self._dead(component),
                 )
+
+    def _chart_container(self, component: str, c: Container) -> Any:
+        """A container configured as the rendered Deployment says (not started)."""
+        from testcontainers.core.container import DockerContainer  # noqa: PLC0415
+
+        sec, pod = c.security, c.pod_security
+        kwargs: dict[str, Any] = {
+            **({"entrypoint": c.command} if c.command else {}),
+            "user": f"{pod['runAsUser']}:{pod['runAsGroup']}",
+            "read_only": bool(sec.get("readOnlyRootFilesystem")),
+            "cap_drop": list(sec.get("capabilities", {}).get("drop", [])),
+            "security_opt": ["no-new-privileges"]
+            if sec.get("allowPrivilegeEscalation") is False
+            else [],
+        }
+        container = (
+            DockerContainer(c.image)
+            .with_network(self._network)
+            .with_tmpfs_mount("/tmp", "size=64m")  # the chart's emptyDir
+            .with_kwargs(**kwargs)
+        )
+        if c.args:
+            container.with_command(c.args)
+        for name, value in c.env.items():
+            container.with_env(name, value)
+        for mount, files in c.files.items():
+            container.with_volume_mapping(
+                str(self._write_files(component, mount, files)), mount, "ro"
+            )
+        return container
+
+    def run_operator(self, *, timeout: float) -> tuple[int | None, str, str]:
+        """Run the edge-operator as rendered, on this network (Redis is reachable), until it
+        stops: (exit status, or None if it was still running after ``timeout``; stdout;
+        stderr). There is no Kubernetes API here: no token is mounted, no KUBERNETES_*
+        variable is set, and the image's HOME (/nonexistent) holds no kubeconfig.
+        """
+        assert self.operator is not None, "start() first"
+        container = self._chart_container(OPERATOR, self.operator)
+        self._start(OPERATOR, container)
+        wrapped = container.get_wrapped_container()
+        try:
+            status: int | None = int(wrapped.wait(timeout=timeout)["StatusCode"])
+        except Exception:  # the engine's read timed out: still running
+            status = None
+        out, err = container.get_logs()
+        return status, out.decode(errors="replace"), err.decode(errors="replace")
 
     def _write_files(self, owner: str, mount: str, files: dict[str, bytes]) -> Path:
         folder = self.run_dir / "mounts" / owner / mount.strip("/").replace("/", "_")

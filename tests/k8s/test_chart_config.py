@@ -1,10 +1,13 @@
 """The chart's configuration against the code: every variable, every default, every value set.
 
-* The ConfigMap plus each Deployment's own env carry exactly the GATEWAY_* variables the
-  services read (``edgecore.config.known_variables()``): none missing, none unknown.
+* The ConfigMap plus each Deployment's own env (the three services and the edge-operator)
+  carry exactly the GATEWAY_* variables the code reads (``edgecore.config.known_variables()``):
+  none missing, none unknown.
 * Every default in values.yaml equals the default the code applies.
 * Every example values file (ci/*.yaml, values-dev.yaml) and the defaults render into an
-  environment each service's settings model accepts.
+  environment each service's (and the operator's) settings model accepts, and every
+  ``*_PATH`` variable names a file of a Secret mounted into that container.
+* The operator's values mean what the code makes of them (namespaces, host template).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import yaml
 
 from edgecore.config import (
     EdgeGrpcSettings,
+    EdgeOperatorSettings,
     PublicRestSettings,
     PushHubSettings,
     known_variables,
@@ -26,13 +30,24 @@ from edgecore.config import (
 from edgecore.config.loader import _all_sections
 from edgecore.config.values import HostPort
 
-from .chart import CHART, COMPONENTS, Secrets, by_kind, deployment_of, resolve
+from .chart import (
+    CHART,
+    COMPONENTS,
+    NAMESPACE,
+    OPERATOR,
+    Container,
+    Secrets,
+    by_kind,
+    deployment_of,
+    resolve,
+)
 from .conftest import Render
 
 SETTINGS = {
     "public-rest": PublicRestSettings,
     "edge-grpc": EdgeGrpcSettings,
     "push-hub": PushHubSettings,
+    OPERATOR: EdgeOperatorSettings,
 }
 VALUE_SETS = [None, *sorted((CHART / "ci").glob("*.yaml")), CHART / "values-dev.yaml"]
 # Everything optional switched on, so no variable is left out for being empty.
@@ -57,7 +72,7 @@ def test_chart_sets_exactly_the_variables_the_services_read(render_chart: Render
     docs = render_chart(set_values=EVERYTHING, set_json={"config.redis.replicaAddrs": ["r:6379"]})
     (configmap,) = by_kind(docs, "ConfigMap").values()
     seen = set(configmap["data"])
-    for component in COMPONENTS:
+    for component in (*COMPONENTS, OPERATOR):
         container = deployment_of(docs, component)["spec"]["template"]["spec"]["containers"][0]
         seen |= {var["name"] for var in container["env"]}
     known = set(known_variables())
@@ -86,13 +101,41 @@ def test_values_defaults_equal_the_code_defaults(render_chart: Render) -> None:
     assert compared >= 60
 
 
+def test_operator_defaults_equal_the_code_defaults(render_chart: Render) -> None:
+    # The operator's own variables live in its Deployment, not the ConfigMap.
+    container = deployment_of(render_chart(), OPERATOR)["spec"]["template"]["spec"]["containers"][0]
+    env = {var["name"]: var["value"] for var in container["env"] if "value" in var}
+    defaults = _defaults()
+    assert (
+        env["GATEWAY_OPERATOR_SERVICE_HOST_TEMPLATE"]
+        == defaults["GATEWAY_OPERATOR_SERVICE_HOST_TEMPLATE"]
+    )
+    assert (
+        parse_go_duration(env["GATEWAY_OPERATOR_RESYNC_INTERVAL"])
+        == defaults["GATEWAY_OPERATOR_RESYNC_INTERVAL"]
+    )
+    assert env["GATEWAY_OPERATOR_HEALTH_ADDR"] == str(defaults["GATEWAY_OPERATOR_HEALTH_ADDR"])
+
+
+def _check_secret_paths(component: str, container: Container) -> list[str]:
+    """Every *_PATH variable must name a file of a Secret mounted into the container."""
+    problems = []
+    for name, value in container.env.items():
+        if not (name.startswith("GATEWAY_") and name.endswith("_PATH")):
+            continue
+        folder, _, file = value.rpartition("/")
+        if file not in container.files.get(folder, {}):
+            problems.append(f"{component}: {name}={value} is not a mounted Secret file")
+    return problems
+
+
 @pytest.mark.parametrize("values", VALUE_SETS, ids=lambda p: p.name if p else "defaults")
 def test_every_value_set_renders_a_valid_service_environment(
     render_chart: Render, values: Path | None, tmp_path: Path
 ) -> None:
     docs = render_chart([values] if values else [])
     secrets = Secrets(default=b"an-existing-secret")
-    rendered = [c for c in COMPONENTS if any(
+    rendered = [c for c in SETTINGS if any(
         d["kind"] == "Deployment" and d["metadata"]["labels"]["app.kubernetes.io/component"] == c
         for d in docs)]  # fmt: skip
     assert rendered, "no Deployment rendered"
@@ -100,12 +143,59 @@ def test_every_value_set_renders_a_valid_service_environment(
         container = resolve(deployment_of(docs, component), docs, secrets)
         # Secret files are only checked for existence of a path here; contents are the
         # contract test's business.
-        problems = []
+        problems = _check_secret_paths(component, container)
         try:
             load_settings(SETTINGS[component], container.env)
         except Exception as exc:  # ConfigError lists every problem
             problems.append(str(exc))
         assert problems == [], f"{component} with {values}: {problems}"
+    # The route table is read with the key exactly where the operator runs.
+    grpc = (
+        resolve(deployment_of(docs, "edge-grpc"), docs, secrets)
+        if "edge-grpc" in rendered
+        else None
+    )
+    if grpc is not None:
+        assert ("GATEWAY_ROUTES_TABLE_KEY_PATH" in grpc.env) == (OPERATOR in rendered), values
+
+
+@pytest.mark.parametrize(
+    ("values", "namespaces", "host"),
+    [
+        ({}, (NAMESPACE,), "{service}.{namespace}.svc.cluster.local"),
+        ({"operator.watchNamespaces": ["games", NAMESPACE]}, ("games", NAMESPACE), None),
+        ({"operator.clusterWide": True}, (), None),
+        ({"operator.clusterDomain": "k8s.example.internal"}, None,
+         "{service}.{namespace}.svc.k8s.example.internal"),
+    ],
+)  # fmt: skip
+def test_operator_values_mean_what_the_operator_reads(
+    render_chart: Render,
+    values: dict[str, object],
+    namespaces: tuple[str, ...] | None,
+    host: str | None,
+) -> None:
+    docs = render_chart(set_json=values)
+    container = resolve(deployment_of(docs, OPERATOR), docs, Secrets(default=b"x"))
+    settings = load_settings(EdgeOperatorSettings, container.env)
+    if namespaces is not None:
+        assert settings.operator.namespaces == namespaces
+    if host is not None:
+        assert settings.operator.service_host_template == host
+    assert settings.routes.table_key_path == "/etc/edge-gateway/route-table-key/route-table.key"
+    assert settings.operator.health_addr is not None
+    assert settings.operator.health_addr.port == container.ports["health"]
+    # The probes reach the port the operator listens on.
+    assert container.liveness["httpGet"] == {"path": "/healthz", "port": "health"}
+
+
+def test_without_the_operator_edge_grpc_reads_no_route_table(render_chart: Render) -> None:
+    docs = render_chart(set_json={"operator.enabled": False})
+    assert not [d for d in docs if d["metadata"].get("labels", {}).get(
+        "app.kubernetes.io/component") == OPERATOR]  # fmt: skip
+    container = resolve(deployment_of(docs, "edge-grpc"), docs, Secrets(default=b"x"))
+    settings = load_settings(EdgeGrpcSettings, container.env)
+    assert settings.routes.table_key_path is None
 
 
 def test_chart_readme_documents_every_value() -> None:
@@ -120,7 +210,7 @@ def test_chart_readme_documents_every_value() -> None:
             out += leaves(f"{prefix}.{key}" if prefix else key, value)
         return out
 
-    services = {"publicRest", "edgeGrpc", "pushHub"}
+    services = {"publicRest", "edgeGrpc", "pushHub"}  # the operator's keys are rows of their own
     missing = []
     for path in leaves("", {k: v for k, v in values.items() if k not in services}):
         # A row may document a whole group (a bucket, a security context) by its prefix.

@@ -8,6 +8,10 @@ Deployment's own readiness and liveness probes until they pass; then SIGTERM mus
 it cleanly within the pod's terminationGracePeriodSeconds. The image's interpreter path
 (/opt/venv/bin/python) is the only thing swapped: for this workspace's interpreter.
 The mount paths are swapped for test files holding the same bytes.
+
+The edge-operator's Deployment is run the same way; with no Kubernetes API here it must
+accept the chart's environment and then stop, promptly and with one clear line, for want of
+cluster credentials (never a traceback, never a configuration error).
 """
 
 from __future__ import annotations
@@ -25,7 +29,14 @@ from edgecore.testing.processes import free_port
 from edgecore.testing.redis_server import RedisServer
 from edgecore.testing.system import System, SystemPorts
 
-from .chart import Secrets, deployment_of, resolve
+from .chart import (
+    OPERATOR,
+    OPERATOR_FAILURE_TIMEOUT,
+    Secrets,
+    deployment_of,
+    operator_refusal_problems,
+    resolve,
+)
 from .conftest import Render
 from .probes import wait_until_passes
 
@@ -86,18 +97,7 @@ def test_rendered_deployment_runs_and_becomes_ready(
     )
     deployment = deployment_of(docs, component)
     container = resolve(deployment, docs, Secrets())
-
-    # The projected Secret volumes, as files under tmp_path at the same relative paths.
-    env = dict(container.env)
-    for mount, files in container.files.items():
-        local = tmp_path / mount.lstrip("/")
-        local.mkdir(parents=True)
-        for name, data in files.items():
-            (local / name).write_bytes(data)
-        env = {
-            k: v.replace(mount, str(local)) if v.startswith(mount) else v for k, v in env.items()
-        }
-    assert not [v for v in env.values() if v.startswith("/etc/edge-gateway")], env
+    env = _with_local_mounts(container.env, container.files, tmp_path)
 
     assert container.command[0] == IMAGE_PYTHON, container.command
     argv = [sys.executable, *container.command[1:], *container.args]
@@ -134,3 +134,58 @@ def test_rendered_deployment_runs_and_becomes_ready(
             if process.poll() is None:
                 process.kill()
                 process.wait(timeout=5)
+
+
+def _with_local_mounts(
+    env: dict[str, str], mounts: dict[str, dict[str, bytes]], tmp_path: Path
+) -> dict[str, str]:
+    """The projected Secret volumes, as files under tmp_path at the same relative paths."""
+    env = dict(env)
+    for mount, files in mounts.items():
+        local = tmp_path / mount.lstrip("/")
+        local.mkdir(parents=True)
+        for name, data in files.items():
+            (local / name).write_bytes(data)
+        env = {
+            k: v.replace(mount, str(local)) if v.startswith(mount) else v for k, v in env.items()
+        }
+    assert not [v for v in env.values() if v.startswith("/etc/edge-gateway")], env
+    return env
+
+
+def test_rendered_operator_deployment_stops_cleanly_without_a_cluster(
+    render_chart: Render, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    if not redis_server.running:
+        redis_server.start()
+    docs = render_chart(
+        set_values={"config.redis.masterAddr": f"{redis_server.host}:{redis_server.port}"},
+        set_json={"secrets.redis.password": redis_server.password},
+    )
+    container = resolve(deployment_of(docs, OPERATOR), docs, Secrets())
+    assert set(container.files) == {"/etc/edge-gateway/route-table-key"}
+    env = _with_local_mounts(container.env, container.files, tmp_path)
+    assert container.command == [IMAGE_PYTHON, "-m", "edge_operator"], container.command
+    argv = [sys.executable, *container.command[1:], *container.args]
+    # No cluster credentials of any kind: no in-cluster variables or token, and a HOME
+    # without a kubeconfig (the test runner's own ~/.kube must not be found).
+    home = tmp_path / "home"
+    home.mkdir()
+    assert not [k for k in env if k.startswith("KUBERNETES_") or k == "KUBECONFIG"]
+    try:
+        done = subprocess.run(
+            argv,
+            env={"PATH": os.environ["PATH"], "HOME": str(home), **IMAGE_ENV, **env},
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=OPERATOR_FAILURE_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(
+            f"the operator was still running after {OPERATOR_FAILURE_TIMEOUT:.0f} s "
+            f"without a cluster:\n{exc.stderr!r}"
+        )
+    problems = operator_refusal_problems(done.returncode, done.stdout, done.stderr)
+    assert not problems, "\n".join(problems)

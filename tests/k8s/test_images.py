@@ -4,7 +4,10 @@
 * Redis, the mock backend and the three services run as containers (testcontainers), the
   services configured by what the chart renders; each passes its Deployment's probes;
 * through them, a client logs in over public-rest, runs one verified ExecuteCommand and
-  opens SubscribeEvents up to its verified bootstrap event, with the edgeclient SDK.
+  opens SubscribeEvents up to its verified bootstrap event, with the edgeclient SDK;
+* the edge-operator image, started as the chart renders it (its environment, the route-table
+  key file, read-only root), stops promptly with one clear line for want of a Kubernetes API
+  (there is none here), never with a traceback.
 """
 
 from __future__ import annotations
@@ -24,14 +27,14 @@ from edgecore.catalog import SERVER_TIME_EVENT_TYPE
 from edgecore.testing.redis_server import docker_host
 from edgecore.testing.system import DEV_LOGIN_CODE
 
-from .chart import ROOT
+from .chart import OPERATOR_FAILURE_TIMEOUT, ROOT, operator_refusal_problems
 from .containers import ContainerSystem, image
 
 pytestmark = pytest.mark.integration
 
-IMAGES = ("public-rest", "edge-grpc", "push-hub", "mock-backend")
+IMAGES = ("public-rest", "edge-grpc", "push-hub", "edge-operator", "mock-backend")
 MODULES = {"public-rest": "public_rest", "edge-grpc": "edge_grpc", "push-hub": "push_hub",
-           "mock-backend": "mock_backend"}  # fmt: skip
+           "edge-operator": "edge_operator", "mock-backend": "mock_backend"}  # fmt: skip
 
 
 def _engine() -> str:
@@ -55,7 +58,7 @@ def _inspect(host: str, ref: str) -> dict | None:
 
 @pytest.fixture(scope="session")
 def images() -> dict[str, dict]:
-    """The four images (built by scripts/images-build.sh when one is missing)."""
+    """The five images (built by scripts/images-build.sh when one is missing)."""
     host = _engine()
     if any(_inspect(host, image(name)) is None for name in IMAGES):
         subprocess.run([str(ROOT / "scripts" / "images-build.sh")], check=True, cwd=ROOT,
@@ -157,6 +160,25 @@ async def test_login_execute_and_subscribe_through_the_containers(
         await stream.aclose()
     finally:
         await client.close()
+
+
+def test_operator_container_stops_cleanly_without_a_cluster(
+    container_system: ContainerSystem,
+) -> None:
+    operator = container_system.operator
+    assert operator is not None
+    assert operator.image == image("edge-operator")
+    # The chart's mounts: the route-table key file, at the path the environment names.
+    key_path = operator.env["GATEWAY_ROUTES_TABLE_KEY_PATH"]
+    folder, _, name = key_path.rpartition("/")
+    assert list(operator.files) == [folder] and list(operator.files[folder]) == [name]
+    assert operator.security["readOnlyRootFilesystem"] is True
+    status, stdout, stderr = container_system.run_operator(timeout=OPERATOR_FAILURE_TIMEOUT)
+    assert status is not None, (
+        f"still running after {OPERATOR_FAILURE_TIMEOUT:.0f} s without a cluster:\n{stderr[-3000:]}"
+    )
+    problems = operator_refusal_problems(status, stdout, stderr)
+    assert not problems, "\n".join(problems)
 
 
 def test_no_secret_reaches_a_container_log(

@@ -76,9 +76,13 @@ class Tilt:
         return subprocess.run(cmd, shell=True, check=True, capture_output=True, text=True,
                               cwd=ROOT, env=env).stdout  # fmt: skip
 
-    def helm(self, chart: str, name: str = "", values: Any = (), **kwargs: Any) -> str:
+    def helm(
+        self, chart: str, name: str = "", values: Any = (), skip_crds: bool = False, **kwargs: Any
+    ) -> str:
         self.paths.append(chart)
         args = [str(ROOT / ".tools/bin/helm"), "template", name, chart]
+        if not skip_crds:
+            args.append("--include-crds")  # what Tilt's helm() does unless skip_crds=True
         for path in values:
             self.paths.append(path)
             args += ["-f", path]
@@ -137,7 +141,7 @@ def test_every_path_the_tiltfile_names_exists(tilt: Tilt) -> None:
     missing = sorted({p for p in tilt.paths if not (ROOT / p).exists()})
     # docker/wheelhouse is made by scripts/images-wheelhouse.sh (the "wheelhouse" resource).
     assert [p for p in missing if p != "docker/wheelhouse"] == []
-    assert len(tilt.builds) == 4
+    assert len(tilt.builds) == 5
 
 
 def test_every_built_image_is_deployed_and_every_deployed_image_is_built(tilt: Tilt) -> None:
@@ -188,3 +192,24 @@ def test_resources_and_dependencies_exist(tilt: Tilt) -> None:
     assert len(forwards) == len(set(forwards)), forwards
     configured = {r["workload"] for r in tilt.resources if r["workload"]}
     assert configured == workloads
+
+
+def test_the_crd_is_deployed_before_the_operator(tilt: Tilt) -> None:
+    crds = [d for d in tilt.docs if d["kind"] == "CustomResourceDefinition"]
+    assert [d["metadata"]["name"] for d in crds] == ["gatewayroutes.gateway.galaxy.dev"]
+    owner = {
+        selector: r.get("new_name") or r["workload"]
+        for r in tilt.resources
+        for selector in r.get("objects", [])
+    }
+    crd_resource = owner["gatewayroutes.gateway.galaxy.dev:customresourcedefinition"]
+    (operator,) = [r for r in tilt.resources if r.get("new_name") == "edge-operator"]
+    assert crd_resource in operator["resource_deps"]
+    # Every object of the operator other than its Deployment is placed in some resource.
+    for doc in tilt.docs:
+        labels = doc["metadata"].get("labels", {})
+        if (
+            labels.get("app.kubernetes.io/component") == "edge-operator"
+            and doc["kind"] != "Deployment"
+        ):
+            assert f"{doc['metadata']['name']}:{doc['kind'].lower()}" in owner, doc["kind"]

@@ -104,13 +104,74 @@ push-hub:
 {{/* Where the secret files are mounted in the containers. */}}
 {{- define "edge-gateway.signerDir" -}}/etc/edge-gateway/response-signer{{- end -}}
 {{- define "edge-gateway.hmacDir" -}}/etc/edge-gateway/backend-hmac{{- end -}}
+{{- define "edge-gateway.routeTableKeyDir" -}}/etc/edge-gateway/route-table-key{{- end -}}
+
+{{/* The route-table key Secret volume (edge-grpc and the edge-operator). */}}
+{{- define "edge-gateway.routeTableKeyVolume" -}}
+- name: route-table-key
+  secret:
+    secretName: {{ include "edge-gateway.secretName" (dict "root" . "which" "routeTableKey") }}
+    defaultMode: 0440
+    items:
+      - key: {{ .Values.secrets.routeTableKey.key }}
+        path: {{ .Values.secrets.routeTableKey.key }}
+{{- end -}}
+
+{{/* The edge-operator ------------------------------------------------------------------ */}}
+{{- define "edge-gateway.operatorName" -}}
+{{- include "edge-gateway.componentName" (dict "root" . "component" "edge-operator") -}}
+{{- end -}}
+
+{{- define "edge-gateway.operatorServiceAccountName" -}}
+{{- $sa := .Values.operator.serviceAccount -}}
+{{- if $sa.create -}}
+{{- default (include "edge-gateway.operatorName" .) $sa.name -}}
+{{- else -}}
+{{- required "operator.serviceAccount.name is required when operator.serviceAccount.create is false" $sa.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The namespaces the operator watches (a YAML list; empty when cluster-wide). */}}
+{{- define "edge-gateway.operatorNamespaces" -}}
+{{- $op := .Values.operator -}}
+{{- if and $op.clusterWide $op.watchNamespaces -}}
+{{- fail "operator.clusterWide watches every namespace: leave operator.watchNamespaces empty" -}}
+{{- end -}}
+{{- if $op.clusterWide -}}
+[]
+{{- else -}}
+{{- toYaml (uniq (default (list .Release.Namespace) $op.watchNamespaces)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+What the operator may do, in each namespace it watches (Role) or everywhere (ClusterRole);
+nothing else. Secrets: list/watch for the in-memory index of the route Secrets (labelled
+gateway.galaxy.dev/route-secret=true); RBAC cannot restrict a rule by label, so this lets
+it read every Secret of a watched namespace. Events: kopf posts handler events.
+*/}}
+{{- define "edge-gateway.operatorRules" -}}
+- apiGroups: [gateway.galaxy.dev]
+  resources: [gatewayroutes]
+  verbs: [get, list, watch, patch]
+- apiGroups: [gateway.galaxy.dev]
+  resources: [gatewayroutes/status]
+  verbs: [get, patch]
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [list, watch]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+{{- end -}}
 
 {{/*
 Every GATEWAY_* (and OTEL_*) variable the shared ConfigMap carries, mapped to its path
 under .Values.config. The variables not listed here are set per Deployment: the listen
-addresses (from the ports), the Redis password (a Secret), the two secret file paths
-(the mounted Secrets) and OTEL_SERVICE_NAME (the component). tests/k8s checks that the
-two together are exactly edgecore.config.known_variables().
+addresses (from the ports), the Redis password (a Secret), the secret file paths (the
+mounted Secrets), OTEL_SERVICE_NAME (the component) and the edge-operator's own
+GATEWAY_OPERATOR_* settings (from .Values.operator). tests/k8s checks that the two
+together are exactly edgecore.config.known_variables().
 */}}
 {{- define "edge-gateway.configVariables" -}}
 GATEWAY_LOG_LEVEL: logLevel
@@ -181,6 +242,9 @@ GATEWAY_BACKEND_HTTP_URL: backend.httpUrl
 GATEWAY_BACKEND_HTTP_TIMEOUT: backend.httpTimeout
 GATEWAY_BACKEND_GATEWAY_CLIENT_ID: backend.gatewayClientId
 GATEWAY_PUSH_STREAM_QUEUE_CAPACITY: push.streamQueueCapacity
+GATEWAY_REDIS_ROUTE_TABLE_KEY: routes.snapshotKey
+GATEWAY_REDIS_ROUTE_EVENTS_STREAM: routes.eventsStream
+GATEWAY_ROUTES_RESYNC_INTERVAL: routes.resyncInterval
 {{- end -}}
 
 {{/* Topology spread of a component: dict "root" $ "svc" <values> "component" <name> */}}
