@@ -327,3 +327,13 @@ def test_handlers_register_with_kopf() -> None:
     assert dict(secrets[0].labels) == {"gateway.galaxy.dev/route-secret": "true"}
     # Deletion holds a finalizer: "deleted" means "no longer routed".
     assert any(h.requires_finalizer for h in registry._changing.get_all_handlers())  # type: ignore[attr-defined]
+
+
+async def test_handlers_return_nothing_for_kopf_to_store(op: Operator) -> None:
+    """kopf writes a handler's return value into the object's status under its id."""
+    body = route_body("move")
+    op.index(body)
+    kwargs = {"gateway_routes": op.routes, "route_secrets": op.secrets}
+    assert await op.handlers.on_route(body=body, patch=kopf.Patch(), **kwargs) is None
+    assert await op.handlers.on_resync(body=body, patch=kopf.Patch(), **kwargs) is None
+    assert await op.handlers.on_secret(**kwargs) is None

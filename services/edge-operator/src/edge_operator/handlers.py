@@ -82,10 +82,8 @@ class RouteHandlers:
         route_secrets: SecretIndex,
         **_: Any,
     ) -> None:
-        obj = RouteObject.from_body(body)
-        result = await self._reconcile(gateway_routes, route_secrets)
-        _write_status(obj, result, patch, body)
-        _log_verdict(obj, result)
+        result = await self._refresh(body, patch, gateway_routes, route_secrets)
+        _log_verdict(RouteObject.from_body(body), result)
         if not result.published:
             raise kopf.TemporaryError(
                 f"route table not published: {result.publish_error}", delay=self._retry_delay
@@ -117,9 +115,19 @@ class RouteHandlers:
         route_secrets: SecretIndex,
         **_: Any,
     ) -> None:
-        obj = RouteObject.from_body(body)
-        result = await self._reconcile(gateway_routes, route_secrets)
-        _write_status(obj, result, patch, body)
+        # Nothing returned: kopf would store a handler's result in the object's status.
+        await self._refresh(body, patch, gateway_routes, route_secrets)
+
+    async def _refresh(
+        self,
+        body: Mapping[str, Any],
+        patch: kopf.Patch,
+        routes: RouteIndex,
+        secrets: SecretIndex,
+    ) -> ReconcileResult:
+        result = await self._reconcile(routes, secrets)
+        _write_status(RouteObject.from_body(body), result, patch, body)
+        return result
 
     async def _reconcile(self, routes: RouteIndex, secrets: SecretIndex) -> ReconcileResult:
         return await self._reconciler.reconcile(routes_in(routes), IndexedSecrets(secrets))
