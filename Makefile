@@ -45,10 +45,16 @@ gen-check: sync ## Fail if generated code differs from its sources
 test-py: sync ## Run the pytest suites (unit, integration, e2e)
 	$(RUN) scripts/run-tests.sh --ignore=tests/k8s
 
-test-k8s: sync ## Helm chart checks, images built with podman, tests/k8s (no cluster needed)
+test-k8s: sync ## Helm chart, images built with podman, tests/k8s incl. the operator against a local API server
 	$(RUN) scripts/k8s-chart-test.sh
 	scripts/images-build.sh >/dev/null
-	$(RUN) scripts/run-tests.sh tests/k8s
+	scripts/k8s-control-plane.sh build
+	EDGE_K8S_REQUIRE_API=1 $(RUN) scripts/run-tests.sh tests/k8s
+
+.PHONY: test-cluster
+test-cluster: sync ## Only the operator against a real kube-apiserver + etcd built from the Go proxy
+	scripts/k8s-control-plane.sh build
+	EDGE_K8S_REQUIRE_API=1 $(RUN) scripts/run-tests.sh tests/k8s/test_operator_cluster.py
 
 test: lint gen-check test-py test-k8s ## Everything CI runs
 

@@ -19,10 +19,12 @@ import sys
 from typing import Final
 
 import kopf
+from kopf._cogs.structs.references import Insights
 from kopf._core.intents.registries import SmartOperatorRegistry
 
 from edge_operator.handlers import RouteHandlers, kopf_settings
 from edge_operator.reconciler import Reconciler
+from edge_operator.resources import GROUP, PLURAL, VERSION
 from edgecore.config import EdgeOperatorSettings, load_settings_or_exit
 from edgecore.redis_client import RedisStartupError, create_redis, ping_or_raise
 from edgecore.routes import RouteTableKey, RouteTableKeyError, load_route_table_key
@@ -86,6 +88,12 @@ async def run_operator(
         registry = SmartOperatorRegistry()
         handlers.register(registry, resync_interval=operator.resync_interval)
         health = operator.health_addr
+        stop = stop_flag or asyncio.Event()
+        # kopf resolves resources once (scanning is off); without the CRD it would idle
+        # forever, healthy-looking. Refuse instead, so the pod restarts until it exists.
+        insights = Insights()
+        missing: list[str] = []
+        guard = asyncio.get_running_loop().create_task(_require_crd(insights, stop, missing))
         try:
             await kopf.operator(
                 registry=registry,
@@ -98,13 +106,35 @@ async def run_operator(
                     if health is not None
                     else None
                 ),
-                stop_flag=stop_flag,
+                stop_flag=stop,
                 ready_flag=ready_flag,
+                insights=insights,
             )
-        except kopf.LoginError as exc:
-            raise StartupError(f"no usable Kubernetes API credentials: {exc}") from None
+        except kopf.LoginError:
+            raise StartupError(
+                "no usable Kubernetes API credentials (no in-cluster service account, "
+                "no kubeconfig)"
+            ) from None
+        finally:
+            guard.cancel()
+        if missing:
+            raise StartupError(missing[0])
     finally:
         await client.aclose()
+
+
+async def _require_crd(insights: Insights, stop: asyncio.Event, missing: list[str]) -> None:
+    await insights.ready_resources.wait()
+    served = any(
+        r.group == GROUP and r.version == VERSION and r.plural == PLURAL
+        for r in insights.watched_resources
+    )
+    if not served:
+        missing.append(
+            f"the GatewayRoute CRD ({PLURAL}.{GROUP}, {VERSION}) is not installed "
+            "(charts/edge-gateway/crds/)"
+        )
+        stop.set()
 
 
 def main(argv: list[str] | None = None) -> int:

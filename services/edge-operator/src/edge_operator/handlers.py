@@ -170,6 +170,9 @@ def kopf_settings() -> kopf.OperatorSettings:
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
+    # kopf filters `labels=` on its side; the selector makes the API server do it, so
+    # unlabelled Secrets never reach this process (RBAC cannot express that limit).
+    settings.watching.label_selectors["v1", "secrets"] = f"{ROUTE_SECRET_LABEL}=true"
     # The resources are known; scanning would list namespaces and CRDs cluster-wide,
     # which the namespaced RBAC (rightly) does not allow.
     settings.scanning.disabled = True
