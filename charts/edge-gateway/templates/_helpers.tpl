@@ -153,10 +153,10 @@ it read every Secret of a watched namespace. Events: kopf posts handler events.
 {{- define "edge-gateway.operatorRules" -}}
 - apiGroups: [gateway.galaxy.dev]
   resources: [gatewayroutes]
-  verbs: [get, list, watch, patch]
+  verbs: [list, watch, patch]
 - apiGroups: [gateway.galaxy.dev]
   resources: [gatewayroutes/status]
-  verbs: [get, patch]
+  verbs: [patch]
 - apiGroups: [""]
   resources: [secrets]
   verbs: [list, watch]
