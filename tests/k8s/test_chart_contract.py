@@ -165,6 +165,9 @@ def test_rendered_operator_deployment_stops_cleanly_without_a_cluster(
     container = resolve(deployment_of(docs, OPERATOR), docs, Secrets())
     assert set(container.files) == {"/etc/edge-gateway/route-table-key"}
     env = _with_local_mounts(container.env, container.files, tmp_path)
+    # The admin listener as rendered, moved to a free loopback port (a host process here).
+    assert env["GATEWAY_ADMIN_HTTP_ADDR"] == ":9100"
+    env["GATEWAY_ADMIN_HTTP_ADDR"] = f"127.0.0.1:{free_port()}"
     assert container.command == [IMAGE_PYTHON, "-m", "edge_operator"], container.command
     argv = [sys.executable, *container.command[1:], *container.args]
     # No cluster credentials of any kind: no in-cluster variables or token, and a HOME

@@ -352,6 +352,7 @@ def _operator_env(world: World, directory: Path) -> dict[str, str]:
         GATEWAY_ROUTES_TABLE_KEY_PATH=str(world.key_path),
         GATEWAY_OPERATOR_SERVICE_HOST_TEMPLATE="127.0.0.1",
         GATEWAY_OPERATOR_HEALTH_ADDR=f"127.0.0.1:{free_port()}",
+        GATEWAY_ADMIN_HTTP_ADDR=f"127.0.0.1:{free_port()}",
         KUBECONFIG=str(world.operator_kubeconfig),
     )
     return env
@@ -585,6 +586,31 @@ def test_rotating_the_secret_publishes_a_newer_table(world: World) -> None:
         ),
     )
     world.done.add("rotation")
+
+
+def test_the_operator_exports_its_metrics(world: World) -> None:
+    world.needs("rotation")
+    assert world.operator is not None
+    addr = world.operator.env["GATEWAY_ADMIN_HTTP_ADDR"]
+    table = world.table()
+    assert table is not None
+
+    def samples() -> dict[str, float]:
+        text = httpx.get(f"http://{addr}/metrics", timeout=10).text
+        return {
+            name: float(value)
+            for name, _, value in (line.rpartition(" ") for line in text.splitlines())
+            if name and not name.startswith("#")
+        }
+
+    found = world.wait(
+        "the operator's /metrics shows the current table",
+        lambda: (s := samples()).get("gateway_route_table_version") == table.version and s,
+    )
+    assert found['gateway_routes{state="accepted"}'] == 1
+    assert found['gateway_routes{state="invalid"}'] == 1  # the reserved user.* route
+    assert found['gateway_route_table_publishes_total{outcome="published"}'] >= 3
+    assert found['gateway_route_table_publishes_total{outcome="failed"}'] == 0
 
 
 def test_the_log_is_clean_and_sigterm_stops_the_operator(world: World) -> None:

@@ -23,13 +23,14 @@ from kopf._cogs.structs.references import Insights
 from kopf._core.intents.registries import SmartOperatorRegistry
 
 from edge_operator.handlers import RouteHandlers, kopf_settings
+from edge_operator.metrics import OperatorMetrics
 from edge_operator.reconciler import Reconciler
 from edge_operator.resources import GROUP, PLURAL, VERSION
 from edgecore.config import EdgeOperatorSettings, load_settings_or_exit
 from edgecore.redis_client import RedisStartupError, create_redis, ping_or_raise
 from edgecore.routes import RouteTableKey, RouteTableKeyError, load_route_table_key
 from edgecore.routes.store import RouteTablePublisher
-from edgecore.telemetry import configure_logging
+from edgecore.telemetry import AdminServer, MetricsRegistry, configure_logging
 
 __all__ = ["main", "run_operator"]
 
@@ -64,7 +65,16 @@ async def run_operator(
 ) -> None:
     """Run until stopped. Raises ``StartupError`` when Redis or the cluster is unusable."""
     client = create_redis(settings.redis)
+    metrics = OperatorMetrics(MetricsRegistry())
+    admin = AdminServer(settings.admin, metrics.registry.render)
     try:
+        try:
+            await admin.start()
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen on {settings.admin.addr} (GATEWAY_ADMIN_HTTP_ADDR): "
+                f"{exc.strerror or type(exc).__name__}"
+            ) from None
         try:
             await ping_or_raise(client, settings.redis.operation_timeout)
         except RedisStartupError as exc:
@@ -82,6 +92,7 @@ async def run_operator(
                 publisher,
                 host_template=operator.service_host_template,
                 publish_timeout=settings.redis.operation_timeout * 3,
+                observer=metrics.observe,
             ),
             retry_delay=operator.resync_interval,
         )
@@ -120,6 +131,7 @@ async def run_operator(
         if missing:
             raise StartupError(missing[0])
     finally:
+        await admin.close()
         await client.aclose()
 
 

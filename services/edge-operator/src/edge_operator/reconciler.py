@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -59,9 +59,15 @@ class ReconcileResult:
 
 class Reconciler:
     def __init__(
-        self, publisher: TablePublisher, *, host_template: str, publish_timeout: timedelta
+        self,
+        publisher: TablePublisher,
+        *,
+        host_template: str,
+        publish_timeout: timedelta,
+        observer: Callable[[ReconcileResult, PublishOutcome | None], None] | None = None,
     ) -> None:
         self._publisher = publisher
+        self._observer = observer
         self._host_template = host_template
         self._timeout = publish_timeout.total_seconds()
         self._lock = asyncio.Lock()
@@ -79,7 +85,7 @@ class Reconciler:
             except (RedisError, OSError, TimeoutError, RouteTablePublishConflictError) as exc:
                 reason = _describe(exc)
                 _log.warning("route table not published", extra={"error": reason})
-                return ReconcileResult(compilation, None, reason)
+                return self._observed(ReconcileResult(compilation, None, reason), None)
             self.table_version = version
             if outcome is PublishOutcome.PUBLISHED:
                 _log.info(
@@ -87,7 +93,12 @@ class Reconciler:
                     extra={"version": version, "routes": len(accepted),
                            "message_types": sorted(r.message_type for r in accepted)},
                 )  # fmt: skip
-            return ReconcileResult(compilation, version, None)
+            return self._observed(ReconcileResult(compilation, version, None), outcome)
+
+    def _observed(self, result: ReconcileResult, outcome: PublishOutcome | None) -> ReconcileResult:
+        if self._observer is not None:
+            self._observer(result, outcome)
+        return result
 
 
 def _describe(exc: BaseException) -> str:

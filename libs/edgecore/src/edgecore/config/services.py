@@ -75,6 +75,7 @@ class PushHubSettings(ServiceSettings):
 
 class EdgeOperatorSettings(ServiceSettings):
     logging: LoggingSettings
+    admin: AdminHttpSettings
     redis: RedisSettings
     routes: RouteTableSettings
     operator: OperatorSettings
