@@ -13,7 +13,14 @@ Figures, not a test: nothing here asserts a speed. One run starts
 * a bare grpc.aio echo server for the same proto (no verification, no
   signing, no interceptors),
 
-and drives each with the same load generator: ``--procs`` processes, each an
+and, for scenario (c), a route target process (``python -m
+mock_backend.route_target``) behind a published route table: ``bench.passthrough``
+goes through the same pipeline, then as an HMAC-signed HTTP POST to the
+target, which verifies the signature and echoes the payload. After the
+load, the time from publishing a new route table to edge-grpc applying it
+(read from its /metrics) is measured over ``--reloads`` publishes.
+
+It drives each with the same load generator: ``--procs`` processes, each an
 asyncio grpc.aio client with ``--channels`` channels and its share of
 ``--concurrency`` calls in flight, sending pre-signed, pre-serialized
 requests (the client does no crypto or protobuf work while timed). Rate
@@ -26,7 +33,7 @@ mock backend share CPU 1. So both servers get exactly one core, and the
 ratio compares like with like.
 
     uv run python bench/edge_grpc_bench.py                 # defaults: 20000 requests, 32 in flight
-    uv run python bench/edge_grpc_bench.py --requests 5000 --scenarios echo,bare
+    uv run python bench/edge_grpc_bench.py --requests 5000 --scenarios echo,passthrough,bare
     uv run python bench/edge_grpc_bench.py --profile /tmp/gw.prof   # cProfile the gateway
 """
 
@@ -34,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import cProfile
 import json
@@ -45,20 +53,24 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import grpc.aio
 import nacl.signing
+import redis.asyncio as aioredis
 
 from edge_grpc.__main__ import load_or_refuse, serve
 from edge_grpc.testing import (
     DeviceSession,
     GatewayProcess,
     MockBackendProcess,
+    RouteTargetProcess,
     encode_request,
     free_port,
     gateway_env,
@@ -68,6 +80,7 @@ from edge_grpc.testing import (
 )
 from edgecore.config import EdgeGrpcSettings, load_settings_or_exit
 from edgecore.downstream import AuthenticatedCommand, DownstreamResult
+from edgecore.routes import PassthroughRoute, RouteTablePublisher, load_route_table_key
 from edgecore.signing import payload_hash, response_signing_input, verify_signature
 from edgecore.telemetry import configure_logging
 from edgecore.testing.redis_server import EmbeddedRedisServer
@@ -75,6 +88,7 @@ from galaxy.gateway.v1 import edge_gateway_pb2 as pb
 from galaxy.gateway.v1 import edge_gateway_pb2_grpc as pb_grpc
 
 ECHO_TYPE = "bench.echo"
+PASSTHROUGH_TYPE = "bench.passthrough"
 EXECUTE_METHOD = "/galaxy.gateway.v1.EdgeGateway/ExecuteCommand"
 
 
@@ -227,6 +241,14 @@ class Result:
     server_us_per_request: float = float("nan")  # server CPU time per call (warm-up included)
 
 
+def table_version(admin_url: str) -> int:
+    with urllib.request.urlopen(f"{admin_url}/metrics", timeout=5) as answer:  # noqa: S310
+        for line in answer.read().decode().splitlines():
+            if line.startswith("gateway_route_table_version "):
+                return int(float(line.split()[1]))
+    return 0
+
+
 def process_cpu_seconds(pid: int) -> float:
     """utime + stime of a process (all its threads), from /proc."""
     try:
@@ -373,7 +395,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sessions", type=int, default=8, help="device sessions used")
     parser.add_argument("--payload-bytes", type=int, default=256, help="bench.echo payload size")
     parser.add_argument(
-        "--scenarios", default="echo,backend,bare", help="comma list of echo, backend, bare"
+        "--scenarios",
+        default="echo,backend,passthrough,bare",
+        help="comma list of echo, backend, passthrough, bare",
     )
     parser.add_argument(
         "--pin",
@@ -382,6 +406,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="pin the server to CPU 0 and everything else to CPU 1 (auto: when 2+ CPUs)",
     )
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds (median)")
+    parser.add_argument(
+        "--reloads", type=int, default=20, help="route-table publishes timed (passthrough)"
+    )
     parser.add_argument("--profile", help="write a cProfile of the gateway process here")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     return parser.parse_args(argv)
@@ -416,6 +443,9 @@ class Bench:
     def start_gateway(self, redis_server: EmbeddedRedisServer, backend: MockBackendProcess) -> None:
         key_path = self.work / "signer.pem"
         signer = write_signer_key(key_path)
+        routes: dict[str, str] = {}
+        if "passthrough" in self.args.scenario_list:
+            routes = self.publish_route(redis_server)
         env = gateway_env(
             grpc_port=free_port(),
             redis_host=redis_server.host,
@@ -424,7 +454,8 @@ class Bench:
             signer_key_path=key_path,
             backend_url=backend.base_url,
             hmac_secret_path=self.work / "hmac-secret",
-            overrides={**raised_rate_limits(10**9), "GATEWAY_LOG_LEVEL": "info"},
+            admin_port=free_port(),
+            overrides={**raised_rate_limits(10**9), "GATEWAY_LOG_LEVEL": "info", **routes},
         )
         argv = [sys.executable, __file__, "serve-gateway"]
         if self.args.profile:
@@ -451,6 +482,19 @@ class Bench:
                     verify,
                 )
             )
+        if "passthrough" in wanted:
+            self.gateway = gateway
+            self.scenarios.append(
+                Scenario(
+                    "(c) edge-grpc bench.passthrough -> route target",
+                    gateway.target,
+                    PASSTHROUGH_TYPE,
+                    os.urandom(self.args.payload_bytes),
+                    sessions,
+                    gateway.process.pid,
+                    verify,
+                )
+            )
         if "backend" in wanted:
             self.scenarios.append(
                 Scenario(
@@ -463,6 +507,66 @@ class Bench:
                     verify,
                 )
             )
+
+    def publish_route(self, redis_server: EmbeddedRedisServer) -> dict[str, str]:
+        """A route target, a table routing bench.passthrough to it; the gateway's variables."""
+        secret_path = self.work / "route-secret"
+        write_hmac_secret(secret_path)
+        target = RouteTargetProcess.start(
+            hmac_secret_path=secret_path, log_path=self.work / "route-target.log"
+        )
+        self.stack.callback(target.stop)
+        pin(target.process.pid, self.other_cpus)
+        key_path = self.work / "route-table.key"
+        key_path.write_text(base64.b64encode(os.urandom(32)).decode())
+        self.route = PassthroughRoute(
+            message_type=PASSTHROUGH_TYPE,
+            url=f"http://127.0.0.1:{target.port}/routes/echo",
+            timeout=timedelta(seconds=5),
+            hmac_secret=target.hmac_secret,
+            source="bench/passthrough",
+        )
+        self.redis_url = redis_server.url
+        self.route_key_path = key_path
+        asyncio.run(self._publish([self.route]))
+        return {"GATEWAY_ROUTES_TABLE_KEY_PATH": str(key_path)}
+
+    async def _publish(self, routes: list[PassthroughRoute]) -> int:
+        client = aioredis.Redis.from_url(self.redis_url)
+        try:
+            publisher = RouteTablePublisher(
+                client, load_route_table_key(self.route_key_path),
+                snapshot_key="gateway:route_table", stream="gateway:route_events",
+            )  # fmt: skip
+            _, version = await publisher.publish(routes)
+            return version
+        finally:
+            await client.aclose()
+
+    def measure_reloads(self) -> None:
+        """Publish -> applied by edge-grpc (its gateway_route_table_version), N times."""
+        gateway = getattr(self, "gateway", None)
+        if gateway is None or not self.args.reloads:
+            return
+        delays = []
+        for index in range(self.args.reloads):
+            extra = PassthroughRoute(
+                message_type=f"bench.reload.{index}", url=self.route.url,
+                timeout=self.route.timeout, hmac_secret=self.route.hmac_secret,
+            )  # fmt: skip
+            started = time.perf_counter()
+            version = asyncio.run(self._publish([self.route, extra]))
+            while table_version(gateway.admin_url) != version:
+                if time.perf_counter() - started > 30:
+                    raise RuntimeError(f"table {version} not applied within 30 s")
+                time.sleep(0.001)
+            delays.append((time.perf_counter() - started) * 1000)
+        delays.sort()
+        print(
+            f"\nroute table publish -> applied by edge-grpc ({len(delays)} publishes, "
+            f"polled every 1 ms): p50 {statistics.median(delays):.1f} ms, "
+            f"max {delays[-1]:.1f} ms (publish itself included)"
+        )
 
     def start_bare(self) -> None:
         port = free_port()
@@ -576,6 +680,7 @@ def main(argv: list[str] | None = None) -> int:
         if "bare" in args.scenario_list:
             bench.start_bare()
         bench.run_rounds()
+        bench.measure_reloads()
     bench.report()
     if args.keep:
         print(f"logs: {work}")
