@@ -170,3 +170,16 @@ async def test_follower_loads_then_follows_notifications_and_resyncs(client: red
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+def test_a_route_timeout_above_the_downstream_timeout_is_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    router = LiveRouter(CompositeRouter(), TargetStandIn, timeout_ceiling=timedelta(seconds=5))
+    slow = PassthroughRoute("slow.one", "http://t.ns.svc:80/x", timedelta(seconds=30), b"s" * 32)
+    with caplog.at_level("WARNING", logger="edge_grpc.routes"):
+        router.apply(RouteTable.build(1, [route("fast.one"), slow]))
+    [record] = caplog.records
+    assert record.getMessage().startswith("route timeout exceeds")
+    assert record.message_type == "slow.one"  # type: ignore[attr-defined]
+    assert router.passthrough_types == {"fast.one", "slow.one"}

@@ -165,7 +165,11 @@ class EdgeGrpcApp:
         self.health = HealthServicer()
         self.router = CompositeRouter()
         # Built-in routes first, then the live passthrough table (docs/routes.md).
-        self.live_router = LiveRouter(self.router, self._passthrough_client)
+        self.live_router = LiveRouter(
+            self.router,
+            self._passthrough_client,
+            timeout_ceiling=settings.grpc.downstream_timeout,
+        )
         self.route_follower: RouteTableFollower | None = None
         self._route_key: RouteTableKey | None = None
         self._passthrough_http: httpx.AsyncClient | None = None

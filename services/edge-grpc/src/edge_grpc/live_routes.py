@@ -40,13 +40,20 @@ _STREAM_BLOCK_MS: Final = 5000
 class LiveRouter:
     """A ``DownstreamRouter``: built-in routes, then the current passthrough table."""
 
-    __slots__ = ("_build", "_dynamic", "_static", "version")
+    __slots__ = ("_build", "_ceiling", "_dynamic", "_static", "version")
 
     def __init__(
-        self, static: CompositeRouter, build_client: Callable[..., DownstreamClient]
+        self,
+        static: CompositeRouter,
+        build_client: Callable[..., DownstreamClient],
+        *,
+        timeout_ceiling: timedelta | None = None,
     ) -> None:
         self._static = static
         self._build = build_client
+        # GATEWAY_AUTHENTICATED_DOWNSTREAM_TIMEOUT bounds every call, so a longer route
+        # timeout cannot take effect: say so once per table rather than fail silently.
+        self._ceiling = timeout_ceiling
         self._dynamic: Mapping[str, DownstreamClient] = {}
         self.version = 0
 
@@ -77,6 +84,13 @@ class LiveRouter:
                     extra={"message_type": message_type, "source": route.source},
                 )
                 continue
+            if self._ceiling is not None and route.timeout > self._ceiling:
+                _log.warning(
+                    "route timeout exceeds GATEWAY_AUTHENTICATED_DOWNSTREAM_TIMEOUT, which applies",
+                    extra={"message_type": message_type, "source": route.source,
+                           "route_timeout_s": route.timeout.total_seconds(),
+                           "downstream_timeout_s": self._ceiling.total_seconds()},
+                )  # fmt: skip
             clients[message_type] = self._build(route)
         self._dynamic = clients
         self.version = table.version
