@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 from collections.abc import Mapping
@@ -95,10 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_config:
         print(f"{SERVICE}: configuration OK", file=sys.stderr)
         return 0
-    configure_logging(settings.logging.level, SERVICE)
-    if settings.logging.level != "debug":
-        for name in _QUIET_LIBRARIES:
-            logging.getLogger(name).setLevel(logging.WARNING)
+    configure_logging(settings.logging.level, SERVICE, quiet=_QUIET_LIBRARIES)
     return asyncio.run(serve(settings, signer))
 
 

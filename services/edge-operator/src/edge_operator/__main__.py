@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from typing import Final
 
@@ -164,10 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_config:
         print(f"{SERVICE}: configuration OK", file=sys.stderr)
         return 0
-    configure_logging(settings.logging.level, SERVICE)
-    if settings.logging.level != "debug":
-        for name in _QUIET_LIBRARIES:
-            logging.getLogger(name).setLevel(logging.WARNING)
+    configure_logging(settings.logging.level, SERVICE, quiet=_QUIET_LIBRARIES)
     try:
         asyncio.run(run_operator(settings, key))
     except StartupError as exc:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 
@@ -64,10 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_config:
         print(f"{SERVICE}: configuration OK", file=sys.stderr)
         return 0
-    configure_logging(settings.logging.level, SERVICE)
-    if settings.logging.level != "debug":
-        for name in _QUIET_LIBRARIES:
-            logging.getLogger(name).setLevel(logging.WARNING)
+    configure_logging(settings.logging.level, SERVICE, quiet=_QUIET_LIBRARIES)
     return asyncio.run(_serve(settings, signer))
 
 

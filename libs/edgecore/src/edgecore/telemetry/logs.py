@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any, Final
 
 __all__ = ["SENSITIVE_KEYS", "JsonFormatter", "RedactingFilter", "configure_logging"]
@@ -59,11 +60,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
 
 
-def configure_logging(level: str, service: str) -> None:
-    """Route every logger (ours and the libraries') through one JSON handler on stderr."""
+def configure_logging(level: str, service: str, *, quiet: Iterable[str] = ()) -> None:
+    """Route every logger (ours and the libraries') through one JSON handler on stderr.
+
+    ``quiet`` names libraries that log routine successes at INFO (httpx: a line per
+    call; kopf: a line per watch event); below ``debug`` they log warnings and up only.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS.get(level, logging.INFO))
+    if level != "debug":
+        for name in quiet:
+            logging.getLogger(name).setLevel(logging.WARNING)
