@@ -78,6 +78,12 @@ class StreamTailer:
                 )  # fmt: skip
                 await asyncio.sleep(delay)
 
+    async def pin(self) -> None:
+        """Fix the starting point now, if none was given: entries added after this call
+        are read, earlier ones are not. Raises RedisError / OSError (``run`` pins later)."""
+        if self.last_id is None:
+            self.last_id = await self._current_last_id()
+
     async def _current_last_id(self) -> str:
         newest = await self._client.xrevrange(self._stream, count=1)
         if not newest:

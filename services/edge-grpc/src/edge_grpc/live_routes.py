@@ -125,20 +125,18 @@ class RouteTableFollower:
 
     async def start(self) -> None:
         """Pin the stream position, then load the snapshot: nothing published between is lost."""
-        start_id = "$"
-        with contextlib.suppress(RedisError, OSError):
-            newest = await self._stream_client.xrevrange(self._stream, count=1)
-            start_id = _entry_id(newest[0][0]) if newest else "0-0"
         self.tailer = StreamTailer(
             self._stream_client,
             self._stream,
             self._on_notification,
             base_backoff=self._base_backoff,
             max_backoff=self._max_backoff,
-            start_id=None if start_id == "$" else start_id,
             block_ms=_STREAM_BLOCK_MS,
             on_reconnect=self._wake.set,
         )
+        with contextlib.suppress(RedisError, OSError):
+            # Unpinned (Redis down), run() pins later and the periodic resync covers the gap.
+            await self.tailer.pin()
         await self.refresh()
 
     async def run(self) -> None:
@@ -181,7 +179,3 @@ class RouteTableFollower:
 
     def _on_notification(self, _entry_id: str, _fields: Mapping[bytes, bytes]) -> None:
         self._wake.set()
-
-
-def _entry_id(raw: object) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)

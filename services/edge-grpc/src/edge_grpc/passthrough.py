@@ -20,12 +20,7 @@ from typing import Final
 
 import httpx
 
-from edgecore.backend.routes import (
-    HEADER_DEVICE_SESSION_ID,
-    HEADER_MESSAGE_TYPE,
-    HEADER_TRACE_ID,
-    HEADER_USER_ID,
-)
+from edgecore.backend.routes import MAX_ANSWER_BYTES, answers_unavailable, context_headers
 from edgecore.downstream import (
     AuthenticatedCommand,
     DownstreamContractError,
@@ -38,7 +33,6 @@ from edgecore.routes import PassthroughRoute
 
 __all__ = [
     "CONTENT_TYPE",
-    "MAX_ANSWER_BYTES",
     "RESULT_CODE_HEADER",
     "PassthroughClient",
     "new_passthrough_http_client",
@@ -46,7 +40,6 @@ __all__ = [
 
 CONTENT_TYPE: Final = "application/x-flatbuffers"
 RESULT_CODE_HEADER: Final = "X-Galaxy-Result-Code"
-MAX_ANSWER_BYTES: Final = 4 << 20
 _RESULT_CODE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 
@@ -77,14 +70,10 @@ class PassthroughClient:
         if route.max_payload_bytes is not None and len(command.payload) > route.max_payload_bytes:
             raise EdgeError(Reject.REQUEST_TOO_LARGE)
         headers = {
+            **context_headers(command),
             HEADER_REQUEST_ID: command.request_id,
-            HEADER_USER_ID: command.user_id,
-            HEADER_DEVICE_SESSION_ID: command.device_session_id,
-            HEADER_MESSAGE_TYPE: command.message_type,
             "Content-Type": CONTENT_TYPE,
         }
-        if command.trace_id:
-            headers[HEADER_TRACE_ID] = command.trace_id
         seconds = route.timeout.total_seconds()
         try:
             async with asyncio.timeout(seconds):
@@ -95,7 +84,7 @@ class PassthroughClient:
             raise DownstreamUnavailableError(
                 f"route target unreachable: {type(exc).__name__}"
             ) from None
-        if status >= 500 or status in (408, 429):
+        if answers_unavailable(status):
             raise DownstreamUnavailableError(f"route target answered {status}")
         if not 200 <= status < 300:
             raise DownstreamContractError(f"route target answered {status}")

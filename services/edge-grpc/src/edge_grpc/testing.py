@@ -146,6 +146,23 @@ class ManagedProcess:
     def fail(self, why: str) -> ProcessFailedError:
         return ProcessFailedError(f"{self.name} {why}:\n{self.tail()}")
 
+    def wait_for_http(self, url: str, timeout: float = READY_TIMEOUT) -> None:
+        """Until ``GET url`` answers 200; fail (killing it) if the process dies or stalls."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.running:
+                raise self.fail(f"exited with {self.process.returncode}")
+            try:
+                with urllib.request.urlopen(url, timeout=1) as answer:  # noqa: S310 - loopback
+                    if answer.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                self.process.kill()
+                raise self.fail("did not come up")
+            time.sleep(0.1)
+
 
 def _spawn(
     name: str, argv: Sequence[str], env: Mapping[str, str], log_path: Path
@@ -201,20 +218,7 @@ class MockBackendProcess(ManagedProcess):
         return backend
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if not self.running:
-                raise self.fail(f"exited with {self.process.returncode}")
-            try:
-                with urllib.request.urlopen(f"{self.base_url}/healthz", timeout=1) as answer:  # noqa: S310
-                    if answer.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                self.process.kill()
-                raise self.fail("did not come up")
-            time.sleep(0.1)
+        self.wait_for_http(f"{self.base_url}/healthz", timeout)
 
     def _post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         request = urllib.request.Request(  # noqa: S310 - loopback URL built here
@@ -293,18 +297,8 @@ class RouteTargetProcess(ManagedProcess):
             port=port,
             hmac_secret=hmac_secret_path.read_bytes().rstrip(b"\n"),
         )
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:
-            if not target.running:
-                raise target.fail(f"exited with {target.process.returncode}")
-            try:
-                target.received()
-                return target
-            except (urllib.error.URLError, OSError):
-                if time.monotonic() > deadline:
-                    target.process.kill()
-                    raise target.fail("did not come up") from None
-                time.sleep(0.1)
+        target.wait_for_http(f"http://127.0.0.1:{port}/_received")
+        return target
 
     def received(self) -> list[dict[str, Any]]:
         """What the target accepted (only correctly signed calls get this far)."""

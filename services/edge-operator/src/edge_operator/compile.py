@@ -145,7 +145,7 @@ def _passthrough_route(
     spec = obj.spec
     message_type = _message_type(spec.get("messageType"))
     url = _target_url(spec.get("target"), obj.ref.namespace, host_template)
-    timeout = _timeout(spec.get("timeout", "5s"))
+    timeout = _timeout(spec.get("timeout"))
     max_payload = _max_payload(spec.get("maxPayloadBytes"))
     secret = _secret(spec.get("hmacSecretRef"), obj.ref.namespace, secrets)
     try:
@@ -195,6 +195,8 @@ def _target_url(value: object, namespace: str, host_template: str) -> str:
 
 
 def _timeout(value: object) -> timedelta:
+    if value is None:
+        return DEFAULT_TIMEOUT  # the CRD's default, for objects stored before it applied
     if not isinstance(value, str):
         raise _Invalid(Reason.INVALID_TIMEOUT, "spec.timeout must be a Go duration string")
     try:

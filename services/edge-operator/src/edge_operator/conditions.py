@@ -14,9 +14,8 @@ from typing import Any, Final
 
 from edge_operator.compile import Verdict, VerdictState
 
-__all__ = ["CONDITION_TYPES", "route_status", "status_differs"]
+__all__ = ["route_status", "status_differs"]
 
-CONDITION_TYPES: Final = ("Accepted", "Conflicted", "Invalid")
 PUBLISH_PENDING: Final = "PublishPending"
 NO_CONFLICT: Final = "NoConflict"
 VALID: Final = "Valid"

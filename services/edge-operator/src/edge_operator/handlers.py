@@ -82,8 +82,9 @@ class RouteHandlers:
         route_secrets: SecretIndex,
         **_: Any,
     ) -> None:
-        result = await self._refresh(body, patch, gateway_routes, route_secrets)
-        _log_verdict(RouteObject.from_body(body), result)
+        obj = RouteObject.from_body(body)
+        result = await self._refresh(obj, body, patch, gateway_routes, route_secrets)
+        _log_verdict(obj, result)
         if not result.published:
             raise kopf.TemporaryError(
                 f"route table not published: {result.publish_error}", delay=self._retry_delay
@@ -116,17 +117,18 @@ class RouteHandlers:
         **_: Any,
     ) -> None:
         # Nothing returned: kopf would store a handler's result in the object's status.
-        await self._refresh(body, patch, gateway_routes, route_secrets)
+        await self._refresh(RouteObject.from_body(body), body, patch, gateway_routes, route_secrets)
 
     async def _refresh(
         self,
+        obj: RouteObject,
         body: Mapping[str, Any],
         patch: kopf.Patch,
         routes: RouteIndex,
         secrets: SecretIndex,
     ) -> ReconcileResult:
         result = await self._reconcile(routes, secrets)
-        _write_status(RouteObject.from_body(body), result, patch, body)
+        _write_status(obj, result, patch, body)
         return result
 
     async def _reconcile(self, routes: RouteIndex, secrets: SecretIndex) -> ReconcileResult:

@@ -71,7 +71,6 @@ class Reconciler:
         self._host_template = host_template
         self._timeout = publish_timeout.total_seconds()
         self._lock = asyncio.Lock()
-        self.table_version: int | None = None
 
     async def reconcile(
         self, routes: Iterable[RouteObject], secrets: SecretSource
@@ -86,7 +85,6 @@ class Reconciler:
                 reason = _describe(exc)
                 _log.warning("route table not published", extra={"error": reason})
                 return self._observed(ReconcileResult(compilation, None, reason), None)
-            self.table_version = version
             if outcome is PublishOutcome.PUBLISHED:
                 _log.info(
                     "route table published",

@@ -15,7 +15,6 @@ from typing import Any, Final
 
 __all__ = [
     "GROUP",
-    "KIND",
     "PLURAL",
     "ROUTE_SECRET_LABEL",
     "VERSION",
@@ -28,7 +27,6 @@ __all__ = [
 GROUP: Final = "gateway.galaxy.dev"
 VERSION: Final = "v1alpha1"
 PLURAL: Final = "gatewayroutes"
-KIND: Final = "GatewayRoute"
 # Only Secrets carrying this label are indexed: the operator never holds the others.
 ROUTE_SECRET_LABEL: Final = "gateway.galaxy.dev/route-secret"  # noqa: S105 (a label)
 
@@ -49,7 +47,6 @@ class RouteObject:
     """One GatewayRoute as the compiler needs it."""
 
     ref: RouteRef
-    uid: str
     generation: int
     created: datetime
     deleting: bool
@@ -65,7 +62,6 @@ class RouteObject:
         conditions = status.get("conditions") if isinstance(status, Mapping) else None
         return cls(
             ref=RouteRef(str(meta.get("namespace") or ""), str(meta.get("name") or "")),
-            uid=str(meta.get("uid") or ""),
             generation=_int(meta.get("generation")),
             created=parse_timestamp(meta.get("creationTimestamp")),
             deleting=bool(meta.get("deletionTimestamp")),

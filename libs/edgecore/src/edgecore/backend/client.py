@@ -27,8 +27,10 @@ import httpx
 
 from edgecore.backend.routes import (
     CONFIRM_EMAIL_CODE_PATH,
+    MAX_ANSWER_BYTES,
     SEND_EMAIL_CODE_PATH,
     SESSION_LOOKUP_PATH,
+    answers_unavailable,
 )
 from edgecore.config.sections import BackendSettings
 from edgecore.internal_auth import HmacRequestSigner, load_hmac_secret
@@ -43,7 +45,6 @@ __all__ = [
 ]
 
 _CODE: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
-_MAX_RESPONSE_BYTES: Final = 4 << 20
 
 
 class BackendUnavailableError(Exception):
@@ -170,7 +171,7 @@ class BackendClient:
 
 
 def _parse(response: httpx.Response) -> dict[str, Any]:
-    if len(response.content) > _MAX_RESPONSE_BYTES:
+    if len(response.content) > MAX_ANSWER_BYTES:
         raise BackendContractError("backend answer is too large")
     try:
         data = response.json()
@@ -185,7 +186,7 @@ def _parse(response: httpx.Response) -> dict[str, Any]:
         code, message = error.get("code"), error.get("message")
         if isinstance(code, str) and _CODE.fullmatch(code) and isinstance(message, str):
             raise BackendApiError(response.status_code, code, message.strip())
-    if response.status_code >= 500 or response.status_code in (408, 429):
+    if answers_unavailable(response.status_code):
         raise BackendUnavailableError(f"backend answered {response.status_code}")
     raise BackendContractError(f"backend answered {response.status_code} without an error body")
 

@@ -18,14 +18,7 @@ from edgecore.backend.client import (
     BackendContractError,
     BackendUnavailableError,
 )
-from edgecore.backend.routes import (
-    BACKEND_ROUTES,
-    HEADER_DEVICE_SESSION_ID,
-    HEADER_MESSAGE_TYPE,
-    HEADER_TRACE_ID,
-    HEADER_USER_ID,
-    BackendRoute,
-)
+from edgecore.backend.routes import BACKEND_ROUTES, BackendRoute, context_headers
 from edgecore.downstream import (
     RESULT_OK,
     AuthenticatedCommand,
@@ -61,16 +54,9 @@ class BackendCommandClient:
             ) from None
         if self._backend is None:
             raise DownstreamUnavailableError("no backend is configured")
-        headers = {
-            HEADER_USER_ID: command.user_id,
-            HEADER_DEVICE_SESSION_ID: command.device_session_id,
-            HEADER_MESSAGE_TYPE: command.message_type,
-        }
-        if command.trace_id:
-            headers[HEADER_TRACE_ID] = command.trace_id
         try:
             answer = await self._backend.post_json(
-                route.path, body, headers=headers, request_id=command.request_id
+                route.path, body, headers=context_headers(command), request_id=command.request_id
             )
         except BackendUnavailableError as exc:
             raise DownstreamUnavailableError(str(exc)) from None

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Final
 
 from edgecore.catalog import MESSAGE_TYPES, request_table_name, response_table_name
+from edgecore.downstream import AuthenticatedCommand
 
 __all__ = [
     "BACKEND_ROUTES",
@@ -27,9 +28,12 @@ __all__ = [
     "HEADER_MESSAGE_TYPE",
     "HEADER_TRACE_ID",
     "HEADER_USER_ID",
+    "MAX_ANSWER_BYTES",
     "SEND_EMAIL_CODE_PATH",
     "SESSION_LOOKUP_PATH",
     "BackendRoute",
+    "answers_unavailable",
+    "context_headers",
     "route_path",
 ]
 
@@ -42,6 +46,28 @@ HEADER_USER_ID: Final = "X-User-Id"
 HEADER_DEVICE_SESSION_ID: Final = "X-Device-Session-Id"
 HEADER_MESSAGE_TYPE: Final = "X-Message-Type"
 HEADER_TRACE_ID: Final = "X-Trace-Id"
+# The largest answer read from an internal HTTP downstream (the backend, a passthrough route).
+MAX_ANSWER_BYTES: Final = 4 << 20
+
+
+def context_headers(command: AuthenticatedCommand) -> dict[str, str]:
+    """The authenticated context of ``command`` as headers (X-Trace-Id only when sent).
+
+    One shape for every internal HTTP downstream: the backend and passthrough routes.
+    """
+    headers = {
+        HEADER_USER_ID: command.user_id,
+        HEADER_DEVICE_SESSION_ID: command.device_session_id,
+        HEADER_MESSAGE_TYPE: command.message_type,
+    }
+    if command.trace_id:
+        headers[HEADER_TRACE_ID] = command.trace_id
+    return headers
+
+
+def answers_unavailable(status: int) -> bool:
+    """An HTTP status that means "not now" (UNAVAILABLE), rather than a broken contract."""
+    return status >= 500 or status in (408, 429)
 
 
 @dataclass(frozen=True, slots=True)

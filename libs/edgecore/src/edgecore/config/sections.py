@@ -17,6 +17,8 @@ from edgecore.config.values import (
     HostPort,
     HttpUrl,
     ListenAddress,
+    ListenAddressList,
+    NameList,
     NonEmptyStr,
     PositiveDuration,
     PositiveInt,
@@ -267,20 +269,11 @@ class SessionCacheSettings(Section):
 class RedisSettings(Section):
     master_addr: ListenAddress = Field(alias="GATEWAY_REDIS_MASTER_ADDR")
     password: NonEmptyStr = Field(alias="GATEWAY_REDIS_PASSWORD", repr=False)
-    replica_addrs: tuple[ListenAddress, ...] = Field((), alias="GATEWAY_REDIS_REPLICA_ADDRS")
+    replica_addrs: ListenAddressList = Field((), alias="GATEWAY_REDIS_REPLICA_ADDRS")
     db: int = Field(0, ge=0, le=15, alias="GATEWAY_REDIS_DB")
     operation_timeout: PositiveDuration = Field(
         duration("1s"), alias="GATEWAY_REDIS_OPERATION_TIMEOUT"
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _split_replicas(cls, data: object) -> object:
-        if isinstance(data, dict) and isinstance(data.get("GATEWAY_REDIS_REPLICA_ADDRS"), str):
-            raw = data["GATEWAY_REDIS_REPLICA_ADDRS"]
-            parts = tuple(p.strip() for p in raw.split(",") if p.strip())
-            return {**data, "GATEWAY_REDIS_REPLICA_ADDRS": parts}
-        return data
 
     def __repr__(self) -> str:
         return f"RedisSettings(master_addr={self.master_addr}, db={self.db}, password=<redacted>)"
@@ -372,7 +365,7 @@ class OperatorSettings(Section):
     """Added here: the edge-operator (GatewayRoute -> route table)."""
 
     # Empty: every namespace (needs a ClusterRole); the chart names its own namespaces.
-    namespaces: tuple[str, ...] = Field((), alias="GATEWAY_OPERATOR_NAMESPACES")
+    namespaces: NameList = Field((), alias="GATEWAY_OPERATOR_NAMESPACES")
     # Where a route's target service lives; {service} and {namespace} are substituted.
     service_host_template: NonEmptyStr = Field(
         "{service}.{namespace}.svc.cluster.local", alias="GATEWAY_OPERATOR_SERVICE_HOST_TEMPLATE"
@@ -386,16 +379,9 @@ class OperatorSettings(Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _split_namespaces(cls, data: object) -> object:
-        if not isinstance(data, dict):
-            return data
-        if data.get("GATEWAY_OPERATOR_HEALTH_ADDR", None) == "":
-            data = {k: v for k, v in data.items() if k != "GATEWAY_OPERATOR_HEALTH_ADDR"}
-            data["GATEWAY_OPERATOR_HEALTH_ADDR"] = None
-        raw = data.get("GATEWAY_OPERATOR_NAMESPACES")
-        if isinstance(raw, str):
-            parts = tuple(p.strip() for p in raw.split(",") if p.strip())
-            return {**data, "GATEWAY_OPERATOR_NAMESPACES": parts}
+    def _empty_health_addr_disables(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("GATEWAY_OPERATOR_HEALTH_ADDR", None) == "":
+            return {**data, "GATEWAY_OPERATOR_HEALTH_ADDR": None}
         return data
 
     @model_validator(mode="after")

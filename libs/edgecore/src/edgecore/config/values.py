@@ -19,6 +19,8 @@ __all__ = [
     "HostPort",
     "HttpUrl",
     "ListenAddress",
+    "ListenAddressList",
+    "NameList",
     "NonEmptyStr",
     "PositiveDuration",
     "PositiveInt",
@@ -129,6 +131,13 @@ def _to_host_port(value: object) -> object:
     return parse_host_port(value) if isinstance(value, str) else value
 
 
+def _comma_separated(value: object) -> object:
+    """``"a, b,,c"`` -> ``("a", "b", "c")``: how the environment spells a list."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
 def _http_url(value: str) -> str:
     parts = urlsplit(value.strip())
     if parts.scheme not in {"http", "https"} or not parts.hostname:
@@ -143,4 +152,6 @@ PositiveDuration = Annotated[timedelta, BeforeValidator(_to_duration), AfterVali
 PositiveInt = Annotated[int, AfterValidator(_positive_int)]
 NonEmptyStr = Annotated[str, AfterValidator(_non_empty)]
 ListenAddress = Annotated[HostPort, BeforeValidator(_to_host_port)]
+ListenAddressList = Annotated[tuple[ListenAddress, ...], BeforeValidator(_comma_separated)]
+NameList = Annotated[tuple[str, ...], BeforeValidator(_comma_separated)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]

@@ -41,7 +41,6 @@ __all__ = [
     "RouteTablePublisher",
     "RouteTableReader",
     "StoredTable",
-    "ensure_opens",
 ]
 
 NOTIFICATION_VERSION: Final = "1"
@@ -120,7 +119,10 @@ class RouteTableReader:
         stored = await self.fetch()
         if stored is None:
             return None
-        return ensure_opens(self._key, stored)
+        table = self._key.open(stored.sealed)
+        if table.version != stored.version:
+            raise RouteTableSealError("sealed route table version differs from the snapshot's")
+        return table
 
 
 class RouteTablePublisher:
@@ -181,11 +183,3 @@ class RouteTablePublisher:
         if raw is None:
             return ""
         return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
-
-
-def ensure_opens(key: RouteTableKey, stored: StoredTable) -> RouteTable:
-    """Open a stored snapshot and check its versions agree (shared by tools and tests)."""
-    table = key.open(stored.sealed)
-    if table.version != stored.version:
-        raise RouteTableSealError("sealed route table version differs from the snapshot's")
-    return table

@@ -145,10 +145,6 @@ class RouteTable:
             table[route.message_type] = route
         return cls(version, dict(sorted(table.items())))
 
-    @classmethod
-    def empty(cls) -> RouteTable:
-        return cls(0, {})
-
     def routes_document(self) -> list[dict[str, Any]]:
         """The routes in a stable order: what the digest covers (the version is not part)."""
         return [self.routes[name].to_document() for name in sorted(self.routes)]
