@@ -10,7 +10,7 @@ import pytest
 
 from edgecore.config import EdgeGrpcSettings, load_settings
 from edgecore.errors import EdgeError, GrpcCode
-from edgecore.pipeline import Envelope, VerificationPipeline, VerifiedRequest, peer_ip_from_grpc
+from edgecore.pipeline import Envelope, VerificationPipeline, VerifiedRequest, peer_ip_from_address
 from edgecore.ratelimit import TokenBucketLimiter
 from edgecore.replay import ReplayStoreUnavailableError
 from edgecore.session_cache import InProcessSessionCache
@@ -350,14 +350,15 @@ async def test_rejected_requests_do_not_consume_rate_limit_tokens() -> None:
 @pytest.mark.parametrize(
     ("peer", "ip"),
     [
-        ("ipv4:10.1.2.3:5555", "10.1.2.3"),
-        ("ipv6:[::1]:5555", "::1"),
-        ("ipv6:[fe80::1%eth0]:5555", "fe80::1"),
-        ("unix:/tmp/sock", "unknown"),
-        ("ipv4:not-an-ip:1", "unknown"),
+        ("10.1.2.3:5555", "10.1.2.3"),
+        ("::1:5555", "::1"),
+        ("[fe80::1%eth0]:5555", "fe80::1"),
+        ("::ffff:10.1.2.3:5555", "10.1.2.3"),
+        ("/tmp/sock", "unknown"),
+        ("not-an-ip:1", "unknown"),
         ("", "unknown"),
         (None, "unknown"),
     ],
 )
 def test_peer_ip(peer: str | None, ip: str) -> None:
-    assert peer_ip_from_grpc(peer) == ip
+    assert peer_ip_from_address(peer) == ip

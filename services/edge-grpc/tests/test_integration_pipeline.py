@@ -344,16 +344,16 @@ async def test_subscribe_events_belongs_to_push_hub(stack, stub):
 
 
 async def test_oversized_request_is_refused_before_any_work(stack, stub):
-    """grpc enforces grpc.max_receive_message_length itself: RESOURCE_EXHAUSTED, and the
-    handler never runs (nothing is counted, nothing reaches the backend)."""
+    """connectrpc refuses a body over GATEWAY_AUTHENTICATED_GRPC_MAX_MESSAGE_BYTES from its
+    length prefix: the catalog's RESOURCE_EXHAUSTED, and the handler never runs (nothing
+    is counted, nothing reaches the backend)."""
     session = stack.new_session()
     backend_lines = len(stack.backend.log().splitlines())
     before = counted(stack.gateway.metrics())
     request = session.request("user.account.get", b"\x00" * (1_048_576 + 1))
     code, details, _ = await call(stub, request)
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "larger than max" in details
-    assert "1048576" in details
+    assert details == "request is too large"
     assert counted(stack.gateway.metrics()) == before
     assert len(stack.backend.log().splitlines()) == backend_lines
     # Just under the bound is handled normally (here: rejected by the adapter as not a table).
@@ -445,7 +445,7 @@ async def test_metrics_families_and_labels(stack, stub):
         # Both entries: the reader may have counted one before it reads the other.
         dropped = all(
             f'gateway_internal_event_drops_total{{reason="{reason}"' in text
-            for reason in ("invalid_record", "unsupported_version")
+            for reason in ("invalid_session_record", "unsupported_version")
         )
         if dropped or time.monotonic() > deadline:
             break
@@ -464,7 +464,7 @@ async def test_metrics_families_and_labels(stack, stub):
         'reject_reason="route_not_found",result_code="UNIMPLEMENTED",rpc="ExecuteCommand"}'
     ) in text
     assert (
-        'gateway_internal_event_drops_total{reason="invalid_record",stream="session_events"}'
+        'gateway_internal_event_drops_total{reason="invalid_session_record",stream="session_events"}'
     ) in text
     assert (
         'gateway_internal_event_drops_total{reason="unsupported_version",stream="session_events"}'

@@ -6,21 +6,12 @@ import hashlib
 import json
 from pathlib import Path
 
-import grpc
 import pytest
 
-from edge_grpc.app import (
-    default_sampler_without_exporter,
-    drop_reason_label,
-    grpc_bind_address,
-    traced,
-)
 from edge_grpc.responses import ResponseSigner
-from edge_grpc.servicer import grpc_status
-from edgecore.config import HostPort
 from edgecore.downstream import DownstreamResult
-from edgecore.errors import CATALOG, GrpcCode
 from edgecore.signing import Signer, response_signing_input, verify_signature
+from edgecore.stream_drops import drop_reason
 
 VECTORS = Path(__file__).resolve().parents[3] / "contracts" / "signing-vectors-v1.json"
 
@@ -95,26 +86,6 @@ def test_matches_the_published_response_vectors():
         assert response.signature.hex() == vector["signature_hex"]
 
 
-def test_every_catalog_code_maps_to_the_grpc_status_of_the_same_name():
-    for spec in CATALOG:
-        assert grpc_status(spec.grpc_code) is grpc.StatusCode[spec.grpc_code.name]
-    for code in GrpcCode:
-        assert grpc_status(code).value[0] == int(code)
-
-
-@pytest.mark.parametrize(
-    ("addr", "expected"),
-    [
-        (HostPort("", 9090), "[::]:9090"),
-        (HostPort("127.0.0.1", 1), "127.0.0.1:1"),
-        (HostPort("::1", 9090), "[::1]:9090"),
-        (HostPort("localhost", 0), "localhost:0"),
-    ],
-)
-def test_bind_address(addr: HostPort, expected: str):
-    assert grpc_bind_address(addr) == expected
-
-
 @pytest.mark.parametrize(
     ("reason", "label"),
     [
@@ -122,34 +93,10 @@ def test_bind_address(addr: HostPort, expected: str):
         ("unknown session event kind", "unknown_kind"),
         ("unknown field 'attacker-chosen'", "unknown_field"),
         ("missing field 'session'", "missing_field"),
-        ("session record is not valid JSON", "invalid_record"),
-        ("session record field 'status' must be 'active' or 'revoked'", "invalid_record"),
+        ("session record is not valid JSON", "invalid_session_record"),
+        ("session record field 'status' must be 'active' or 'revoked'", "invalid_session_record"),
         ("something new", "malformed"),
     ],
 )
 def test_drop_reasons_become_bounded_labels(reason: str, label: str):
-    assert drop_reason_label(reason) == label
-
-
-def test_sampler_default_applies_only_without_exporter_and_without_operator_choice():
-    env: dict[str, str] = {}
-    default_sampler_without_exporter("none", env)
-    assert env == {"OTEL_TRACES_SAMPLER": "parentbased_always_off"}
-    chosen = {"OTEL_TRACES_SAMPLER": "traceidratio"}
-    default_sampler_without_exporter("none", chosen)
-    assert chosen == {"OTEL_TRACES_SAMPLER": "traceidratio"}
-    exporting: dict[str, str] = {}
-    default_sampler_without_exporter("otlp", exporting)
-    assert exporting == {}
-
-
-class _Details:
-    def __init__(self, method: str | bytes) -> None:
-        self.method = method
-
-
-def test_health_checks_are_not_traced():
-    assert traced(_Details("/galaxy.gateway.v1.EdgeGateway/ExecuteCommand"))
-    assert traced(_Details(b"/galaxy.gateway.v1.EdgeGateway/SubscribeEvents"))
-    assert not traced(_Details("/grpc.health.v1.Health/Check"))
-    assert not traced(_Details(b"/grpc.health.v1.Health/Watch"))
+    assert drop_reason(reason) == label

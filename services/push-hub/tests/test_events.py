@@ -7,10 +7,11 @@ import hashlib
 from edgecore.catalog import SERVER_TIME_EVENT_TYPE
 from edgecore.payloads import decode_server_time_event
 from edgecore.signing import Signer, event_signing_input, verify_signature
+from edgecore.stream_drops import drop_reason
 from edgecore.streams import ClientEvent, encode_client_event
 from edgecore.telemetry import MetricsRegistry
 from galaxy.gateway.v1 import edge_gateway_pb2 as pb
-from push_hub.events import ClientEventsHandler, EventSigner, drop_reason
+from push_hub.events import ClientEventsHandler, EventSigner
 from push_hub.hub import PushHub
 from push_hub.metrics import PushMetrics
 

@@ -1,82 +1,62 @@
 """Entry point of edge-grpc: `galaxy-edge-grpc` or `python -m edge_grpc`.
 
-Exit codes: 0 after a graceful stop (SIGTERM/SIGINT) or a passing
-``--check-config``; 2 for a configuration problem (variables, the response
-signer key, the backend HMAC secret); 1 when start-up is refused for another
-reason (Redis down or misconfigured, a listener that cannot bind). Every
-refusal is one line on stderr.
+This process validates the configuration and key material, then launches
+Envoy with the app embedded (``edge_grpc.asgi:app``, ``edgecore.rpc.launcher``)
+and stops it gracefully on SIGTERM/SIGINT.
+
+Exit codes: 0 after a graceful stop or a passing ``--check-config``; 2 for a
+configuration problem (variables, the response signer key, the backend HMAC
+secret, the route-table key); 1 when start-up is refused for another reason
+(Redis down or misconfigured, a listener that cannot bind). Every refusal is
+one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
-from collections.abc import Mapping
 
-from edge_grpc.app import EdgeGrpcApp, StartupError
+from edge_grpc.app import SERVICE
+from edge_grpc.asgi import QUIET_LIBRARIES
 from edgecore.config import EdgeGrpcSettings, load_settings_or_exit
-from edgecore.downstream import DownstreamClient
 from edgecore.internal_auth import HmacSecretError, load_hmac_secret
 from edgecore.keys import SignerKeyError, load_response_signer
 from edgecore.routes import RouteTableKeyError, load_route_table_key
-from edgecore.signing import Signer
+from edgecore.rpc import launcher
 from edgecore.telemetry import configure_logging
 
-__all__ = ["main", "serve"]
+__all__ = ["launch_spec", "main"]
 
-SERVICE = "edge-grpc"
-# Libraries that log every success at INFO (httpx: one line per backend call).
-_QUIET_LIBRARIES = ("httpx", "httpcore", "grpc", "opentelemetry")
+APP = "edge_grpc.asgi:app"
 
 
 def _refuse(message: str) -> None:
     print(f"{SERVICE}: {message}", file=sys.stderr, flush=True)
 
 
-def load_or_refuse(settings: EdgeGrpcSettings) -> Signer | None:
-    """Key material that must be usable before anything starts; None after printing why."""
+def key_material_usable(settings: EdgeGrpcSettings) -> bool:
+    """Key material that must be usable before anything starts; False after printing why."""
     try:
-        signer = load_response_signer(settings.signer.private_key_pem_path)
-    except SignerKeyError as exc:
-        _refuse(f"configuration error: {exc}")
-        return None
-    if settings.routes.table_key_path is not None:
-        try:
+        load_response_signer(settings.signer.private_key_pem_path)
+        if settings.routes.table_key_path is not None:
             load_route_table_key(settings.routes.table_key_path)
-        except RouteTableKeyError as exc:
-            _refuse(f"configuration error: {exc}")
-            return None
-    if settings.backend.hmac_secret_path is not None:
-        try:
+        if settings.backend.hmac_secret_path is not None:
             load_hmac_secret(settings.backend.hmac_secret_path)
-        except HmacSecretError as exc:
-            _refuse(f"configuration error: {exc}")
-            return None
-    return signer
+    except (SignerKeyError, RouteTableKeyError, HmacSecretError) as exc:
+        _refuse(f"configuration error: {exc}")
+        return False
+    return True
 
 
-async def serve(
-    settings: EdgeGrpcSettings,
-    signer: Signer,
-    *,
-    extra_routes: Mapping[str, DownstreamClient] | None = None,
-) -> int:
-    """Run until SIGTERM/SIGINT, then stop gracefully. Returns the process exit code."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    app = EdgeGrpcApp(settings, signer=signer, extra_routes=extra_routes)
-    try:
-        await app.start()
-    except StartupError as exc:
-        _refuse(f"cannot start: {exc}")
-        return 1
-    await stop.wait()
-    await app.stop()
-    return 0
+def launch_spec(settings: EdgeGrpcSettings, app: str = APP) -> launcher.LaunchSpec:
+    return launcher.LaunchSpec(
+        service=SERVICE,
+        app=app,
+        addr=settings.grpc.addr,
+        shutdown_timeout=settings.shutdown.timeout,
+        headers_timeout=settings.grpc.connection_timeout,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,14 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     settings = load_settings_or_exit(EdgeGrpcSettings, SERVICE)
-    signer = load_or_refuse(settings)
-    if signer is None:
+    if not key_material_usable(settings):
         return 2
     if args.check_config:
         print(f"{SERVICE}: configuration OK", file=sys.stderr)
         return 0
-    configure_logging(settings.logging.level, SERVICE, quiet=_QUIET_LIBRARIES)
-    return asyncio.run(serve(settings, signer))
+    configure_logging(settings.logging.level, SERVICE, quiet=QUIET_LIBRARIES)
+    return asyncio.run(launcher.run(launch_spec(settings)))
 
 
 if __name__ == "__main__":

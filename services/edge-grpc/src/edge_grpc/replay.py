@@ -37,7 +37,7 @@ import asyncio
 import collections
 import logging
 from datetime import timedelta
-from typing import Final
+from typing import Final, cast
 
 from edgecore.config.sections import RedisSettings
 from edgecore.replay import MIN_RESERVATION, ReplayStoreUnavailableError, replay_key
@@ -91,8 +91,8 @@ class RespConnection(asyncio.Protocol):
     # -- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport (uvloop's is not an asyncio.Transport subclass, so no isinstance).
+        self._transport = cast(asyncio.Transport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

@@ -1,10 +1,12 @@
-"""The gRPC adapter: protobuf -> Envelope -> pipeline -> downstream -> signed response.
+"""The ExecuteCommand handler: protobuf -> Envelope -> pipeline -> downstream -> signed response.
 
-Every reject is an ``EdgeError`` rendered as its catalog code and message
-(``grpc.StatusCode[code.name]``); nothing else reaches the client. Unexpected
-failures become INTERNAL "internal error" (logged by exception type only).
-The success path does no logging and allocates little beyond what the
-pipeline and protobuf need: it is the benchmarked hot path.
+One handler for every protocol: connectrpc decodes the request (Connect,
+gRPC or gRPC-Web; binary or JSON) and renders the outcome. Every reject is an
+``EdgeError`` raised as its catalog code and message (``connect_error``);
+nothing else reaches the client. Unexpected failures become INTERNAL
+"internal error" (logged by exception type only). The success path does no
+logging and allocates little beyond what the pipeline and protobuf need: it is
+the benchmarked hot path.
 """
 
 from __future__ import annotations
@@ -12,34 +14,25 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from time import perf_counter
-from typing import Any, Final
+from typing import Any
 
-import grpc
+from connectrpc.request import RequestContext
+from connectrpc.server import Endpoint
 
 from edge_grpc.responses import ResponseSigner
 from edge_grpc.routing import DownstreamExecutor
-from edgecore.errors import EdgeError, GrpcCode, Reject
-from edgecore.pipeline import Envelope, VerificationPipeline, peer_ip_from_grpc
+from edgecore.errors import EdgeError, Reject
+from edgecore.pipeline import Envelope, PeerIpCache, VerificationPipeline
 from edgecore.pipeline.audit import AuthenticatedTelemetry
-from galaxy.gateway.v1 import edge_gateway_pb2_grpc as pb_grpc
+from edgecore.rpc.gateway import EXECUTE_COMMAND, SUBSCRIBE_EVENTS, gateway_endpoints
+from edgecore.rpc.status import connect_error
 
-__all__ = ["EXECUTE_COMMAND", "SUBSCRIBE_EVENTS", "EdgeGatewayServicer", "grpc_status"]
+__all__ = ["EdgeGatewayServicer"]
 
 _log = logging.getLogger("edge_grpc.servicer")
 
-EXECUTE_COMMAND: Final = "ExecuteCommand"
-SUBSCRIBE_EVENTS: Final = "SubscribeEvents"
 
-_STATUS: Final[dict[GrpcCode, Any]] = {code: grpc.StatusCode[code.name] for code in GrpcCode}
-_PEER_CACHE_MAX: Final = 4096
-
-
-def grpc_status(code: GrpcCode) -> Any:
-    """``edgecore.errors.GrpcCode`` -> ``grpc.StatusCode`` (same names)."""
-    return _STATUS[code]
-
-
-class EdgeGatewayServicer(pb_grpc.EdgeGatewayServicer):  # type: ignore[misc]
+class EdgeGatewayServicer:
     def __init__(
         self,
         *,
@@ -53,22 +46,12 @@ class EdgeGatewayServicer(pb_grpc.EdgeGatewayServicer):  # type: ignore[misc]
         self._sign = signer.sign
         self._telemetry = telemetry
         self._accepted = telemetry.accepted
-        # "ipv4:127.0.0.1:53412" -> "127.0.0.1": parsing per request is measurable on the
-        # hot path; a bounded memo keeps it to a dict lookup for connected peers.
-        self._peers: dict[str, str] = {}
+        self._peer_ip = PeerIpCache()
 
-    def _peer_ip(self, peer: str | None) -> str:
-        if peer is None:
-            return peer_ip_from_grpc(peer)
-        ip = self._peers.get(peer)
-        if ip is None:
-            ip = peer_ip_from_grpc(peer)
-            if len(self._peers) >= _PEER_CACHE_MAX:
-                self._peers.clear()
-            self._peers[peer] = ip
-        return ip
+    def endpoints(self) -> dict[str, Endpoint[Any, Any]]:
+        return gateway_endpoints(self.execute_command, self.subscribe_events)
 
-    async def ExecuteCommand(self, request: Any, context: Any) -> Any:
+    async def execute_command(self, request: Any, ctx: RequestContext[Any, Any]) -> Any:
         started = perf_counter()
         envelope = Envelope(
             request.protocol_version,
@@ -81,7 +64,7 @@ class EdgeGatewayServicer(pb_grpc.EdgeGatewayServicer):  # type: ignore[misc]
             request.signature,
             request.trace_id,
         )
-        peer_ip = self._peer_ip(context.peer())
+        peer_ip = self._peer_ip(ctx.client_address)
         try:
             verified = await self._verify(envelope, peer_ip)
             result = await self._execute(verified.command())
@@ -101,14 +84,15 @@ class EdgeGatewayServicer(pb_grpc.EdgeGatewayServicer):  # type: ignore[misc]
             return response
         elapsed = perf_counter() - started
         self._telemetry.rejected(EXECUTE_COMMAND, envelope, error, peer_ip, elapsed)
-        await context.abort(_STATUS[error.grpc_code], error.message)
+        raise connect_error(error)
 
-    async def SubscribeEvents(self, request: Any, context: Any) -> AsyncIterator[Any]:
-        """Served by push-hub; this process answers UNIMPLEMENTED "method is not allowed".
-
-        An async generator, like every server-streaming handler (interceptors iterate it).
-        """
+    async def subscribe_events(
+        self, request: Any, ctx: RequestContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        """Served by push-hub; this process answers UNIMPLEMENTED "method is not allowed"."""
         error = EdgeError(Reject.METHOD_NOT_ALLOWED)
-        self._telemetry.rejected(SUBSCRIBE_EVENTS, None, error, self._peer_ip(context.peer()), 0.0)
-        await context.abort(_STATUS[error.grpc_code], error.message)
-        yield  # never reached: abort raises
+        self._telemetry.rejected(
+            SUBSCRIBE_EVENTS, None, error, self._peer_ip(ctx.client_address), 0.0
+        )
+        raise connect_error(error)
+        yield  # an async generator, as every server-streaming handler

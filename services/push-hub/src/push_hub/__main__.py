@@ -1,5 +1,9 @@
 """Entry point of push-hub: `galaxy-push-hub` or `python -m push_hub`.
 
+This process validates the configuration and key material, then launches
+Envoy with the app embedded (``push_hub.asgi:app``, ``edgecore.rpc.launcher``)
+and stops it gracefully on SIGTERM/SIGINT.
+
 Exit codes: 0 after a graceful stop (SIGTERM/SIGINT) or a passing
 ``--check-config``; 2 for a configuration problem (variables, the response
 signer key, the backend HMAC secret); 1 when start-up is refused for another
@@ -11,41 +15,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 
 from edgecore.config import PushHubSettings, load_settings_or_exit
 from edgecore.internal_auth import HmacSecretError, load_hmac_secret
 from edgecore.keys import SignerKeyError, load_response_signer
-from edgecore.signing import Signer
+from edgecore.rpc import launcher
 from edgecore.telemetry import configure_logging
-from push_hub.app import StartupError, run
+from push_hub.app import SERVICE
+from push_hub.asgi import QUIET_LIBRARIES
 
 __all__ = ["main"]
 
-SERVICE = "push-hub"
-# Libraries that log routine work at INFO/DEBUG; raised to WARNING unless the level is debug.
-_QUIET_LIBRARIES = ("httpx", "httpcore", "grpc", "opentelemetry", "redis")
+APP = "push_hub.asgi:app"
 
 
 def _refuse(message: str) -> None:
     print(f"{SERVICE}: {message}", file=sys.stderr, flush=True)
 
 
-def load_or_refuse(settings: PushHubSettings) -> Signer | None:
-    """The response signer, after checking every key file; None (reported) when unusable."""
+def key_material_usable(settings: PushHubSettings) -> bool:
+    """The response signer and the backend secret, checked; False (reported) when unusable."""
     try:
-        signer = load_response_signer(settings.signer.private_key_pem_path)
-    except SignerKeyError as exc:
-        _refuse(f"configuration error: {exc}")
-        return None
-    if settings.backend.hmac_secret_path is not None:
-        try:
+        load_response_signer(settings.signer.private_key_pem_path)
+        if settings.backend.hmac_secret_path is not None:
             load_hmac_secret(settings.backend.hmac_secret_path)
-        except HmacSecretError as exc:
-            _refuse(f"configuration error: {exc}")
-            return None
-    return signer
+    except (SignerKeyError, HmacSecretError) as exc:
+        _refuse(f"configuration error: {exc}")
+        return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,26 +55,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     settings = load_settings_or_exit(PushHubSettings, SERVICE)
-    signer = load_or_refuse(settings)
-    if signer is None:
+    if not key_material_usable(settings):
         return 2
     if args.check_config:
         print(f"{SERVICE}: configuration OK", file=sys.stderr)
         return 0
-    configure_logging(settings.logging.level, SERVICE, quiet=_QUIET_LIBRARIES)
-    return asyncio.run(_serve(settings, signer))
-
-
-async def _serve(settings: PushHubSettings, signer: Signer) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        return await run(settings, signer, stop)
-    except StartupError as exc:
-        _refuse(f"cannot start: {exc}")
-        return 1
+    configure_logging(settings.logging.level, SERVICE, quiet=QUIET_LIBRARIES)
+    spec = launcher.LaunchSpec(
+        service=SERVICE,
+        app=APP,
+        addr=settings.grpc.addr,
+        shutdown_timeout=settings.shutdown.timeout,
+        headers_timeout=settings.grpc.connection_timeout,
+    )
+    return asyncio.run(launcher.run(spec))
 
 
 if __name__ == "__main__":

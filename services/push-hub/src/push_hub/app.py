@@ -1,133 +1,79 @@
-"""Wiring and lifecycle of one push-hub process.
+"""Wiring of one push-hub process; the shared runtime (``edgecore.rpc``) serves it.
 
+``PushHubApp`` is the ``RpcService``: the runtime owns the port (Connect,
+gRPC, gRPC-Web), health, the admin listener, telemetry and the graceful stop.
 Start-up (any failure refuses to start, with a reason safe to print):
 
 1. the backend client (session lookups on a cache miss; none without
    GATEWAY_BACKEND_HTTP_URL, and then misses fail closed as unavailable);
 2. a bounded PING of Redis (GATEWAY_REDIS_OPERATION_TIMEOUT);
-3. the two stream readers (plain XREAD, each from its stream's current end);
-4. the gRPC listener on GATEWAY_AUTHENTICATED_GRPC_ADDR (EdgeGateway + gRPC
-   health) and the optional admin /metrics listener.
+3. the two stream readers (plain XREAD, each from its stream's current end).
 
-Health is SERVING once both readers are connected and Redis answers a bounded
-PING, re-checked every half second (NOT_SERVING while Redis is unreachable).
+Ready (health SERVING) once both readers are connected and Redis answers a
+bounded PING, re-checked every half second.
 
-Shutdown (SIGTERM/SIGINT): health goes NOT_SERVING, the PushHub closes first
-(every open stream ends with UNAVAILABLE "gateway is shutting down"), then
-the gRPC server stops with GATEWAY_SHUTDOWN_TIMEOUT as its grace, then the
-readers, Redis clients, admin listener and tracer provider.
+Drain (SIGTERM/SIGINT to the launcher): the PushHub closes, so every open
+stream ends with UNAVAILABLE "gateway is shutting down"; then the readers,
+Redis clients and backend client close from the runtime's exit stack.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-from collections.abc import MutableMapping
-from dataclasses import dataclass
+from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import Any, Final
 
-import grpc
-import grpc.aio
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
-from grpc_health.v1.health import aio as health_aio  # type: ignore[import-untyped]
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
-from opentelemetry.sdk.trace import TracerProvider
+from connectrpc.server import Endpoint
 
-from edgecore.backend.client import BackendClient, build_backend_client
+from edgecore.backend.client import build_backend_client
 from edgecore.catalog import SUBSCRIBE_EVENTS_MESSAGE_TYPE
 from edgecore.config import PushHubSettings
-from edgecore.config.values import HostPort
 from edgecore.internal_auth import HmacSecretError
 from edgecore.pipeline import VerificationPipeline
 from edgecore.pipeline.audit import AuthenticatedTelemetry
 from edgecore.ratelimit import TokenBucketLimiter
 from edgecore.redis_client import RedisStartupError, create_redis, ping_or_raise
 from edgecore.replay import RedisReplayStore
+from edgecore.rpc.runtime import RuntimeSettings, StartupError, bounded_close
 from edgecore.session_cache import InProcessSessionCache
 from edgecore.session_events import SessionEventsHandler
 from edgecore.sessions import SessionRecord
 from edgecore.signing import Signer
 from edgecore.stream_reader import StreamTailer
-from edgecore.telemetry import AdminServer, MetricsRegistry, configure_tracing
+from edgecore.telemetry import MetricsRegistry
 from push_hub.events import CLIENT_EVENTS, SESSION_EVENTS, ClientEventsHandler, EventSigner
 from push_hub.gcpolicy import GcPolicy
 from push_hub.hub import PushHub
 from push_hub.metrics import PushMetrics
-from push_hub.service import SERVICE_NAME, PushService
+from push_hub.service import PushService
 
-__all__ = ["PushHubApp", "StartupError"]
+__all__ = ["SERVICE", "PushHubApp", "StartupError", "runtime_settings"]
 
 _log = logging.getLogger("push_hub")
 
+SERVICE: Final = "push-hub"
+HEALTH_INTERVAL: Final = timedelta(seconds=0.5)
 _BLOCK: Final = timedelta(seconds=5)  # XREAD BLOCK of the stream readers
-_HEALTH_POLL_S: Final = 0.5
-_SERVING = health_pb2.HealthCheckResponse.SERVING
-_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-# Long-lived streams: find dead peers, and accept clients' keepalive pings.
-_GRPC_OPTIONS: Final = (
-    ("grpc.keepalive_time_ms", 60_000),
-    ("grpc.keepalive_timeout_ms", 20_000),
-    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-    ("grpc.so_reuseport", 0),
-)
 
 
-class StartupError(Exception):
-    """push-hub must not start; the message is one line, safe to print (no secrets)."""
-
-
-_HEALTH_PREFIX: Final = "/grpc.health.v1.Health/"
-NO_EXPORTER_SAMPLER: Final = "parentbased_always_off"
-
-
-def traced(handler_call_details: Any) -> bool:
-    """OTel filter: every RPC but health checks (a string prefix test, cheap per call)."""
-    method = handler_call_details.method
-    if isinstance(method, bytes):
-        return not method.startswith(_HEALTH_PREFIX.encode())
-    return not method.startswith(_HEALTH_PREFIX)
-
-
-def default_sampler_without_exporter(exporter: str, environ: MutableMapping[str, str]) -> None:
-    """With no trace exporter, record spans only under a sampled parent (as edge-grpc does).
-
-    Tracing stays enabled (ids and context propagation work), but a span that
-    nothing can export would cost CPU at every open and a few KiB for each
-    open stream, for as long as the stream lives. An operator's own
-    OTEL_TRACES_SAMPLER always wins; the SDK reads it when the provider is built.
-    """
-    if exporter == "none":
-        environ.setdefault("OTEL_TRACES_SAMPLER", NO_EXPORTER_SAMPLER)
-
-
-@dataclass
-class _Readers:
-    sessions: StreamTailer
-    clients: StreamTailer
-
-    @property
-    def connected(self) -> bool:
-        return self.sessions.connected.is_set() and self.clients.connected.is_set()
-
-
-def _bind_address(addr: HostPort) -> str:
-    """``:9090`` -> ``[::]:9090`` (every interface, as Go's net.Listen); v6 hosts bracketed."""
-    return str(addr) if addr.host else f"[::]:{addr.port}"
+def runtime_settings(settings: PushHubSettings) -> RuntimeSettings:
+    return RuntimeSettings(
+        max_message_bytes=settings.grpc.max_message_bytes,
+        shutdown_timeout=settings.shutdown.timeout,
+        cors_allowed_origins=settings.grpc.cors_allowed_origins,
+        admin=settings.admin,
+        telemetry=settings.telemetry,
+        health_interval=HEALTH_INTERVAL,
+    )
 
 
 class PushHubApp:
-    def __init__(
-        self,
-        settings: PushHubSettings,
-        signer: Signer,
-        *,
-        tracer_provider: TracerProvider | None = None,
-    ) -> None:
+    name = SERVICE
+
+    def __init__(self, settings: PushHubSettings, signer: Signer) -> None:
         self.settings = settings
-        self._tracer_provider = tracer_provider
         self.metrics = MetricsRegistry()
         self.push_metrics = PushMetrics(self.metrics)
         self.telemetry = AuthenticatedTelemetry(
@@ -139,29 +85,38 @@ class PushHubApp:
             on_active=self.push_metrics.on_active,
         )
         self.signer = EventSigner(signer)
-        self._backend: BackendClient | None = None
         self._ops_redis = create_redis(settings.redis)
         self._stream_redis = create_redis(settings.redis, blocking_read=_BLOCK)
-        self.health = health_aio.HealthServicer()
-        self.admin = AdminServer(settings.admin, self.metrics.render)
-        self._server: grpc.aio.Server | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self.port: int | None = None
+        self._readers: tuple[StreamTailer, StreamTailer] | None = None
+        self._service: PushService | None = None
 
-    # -- start ---------------------------------------------------------------------------------
-    async def start(self) -> None:
+    # -- RpcService ------------------------------------------------------------------------------
+    def endpoints(self) -> dict[str, Endpoint[Any, Any]]:
+        assert self._service is not None, "start() first"
+        return self._service.endpoints()
+
+    async def start(self, resources: AsyncExitStack) -> None:
         settings = self.settings
+        budget = settings.shutdown.timeout.total_seconds()
+
+        def closing(step: str, close: Any) -> None:
+            resources.push_async_callback(bounded_close, step, close, budget)
+
+        closing("redis", self._ops_redis.aclose)
+        closing("redis (streams)", self._stream_redis.aclose)
         try:
-            self._backend = build_backend_client(settings.backend)
+            backend = build_backend_client(settings.backend)
         except HmacSecretError as exc:  # checked before start-up too (__main__)
             raise StartupError(str(exc)) from None
-        if self._backend is None:
+        if backend is None:
             _log.warning(
                 "GATEWAY_BACKEND_HTTP_URL is unset: sessions are known only from the "
                 "session-events stream; a cache miss fails closed as unavailable"
             )
+        else:
+            closing("backend client", backend.aclose)
         sessions = InProcessSessionCache(
-            self._backend,
+            backend,
             max_entries=settings.session_cache.max_entries,
             ttl=settings.session_cache.ttl,
             negative_ttl=settings.session_cache.negative_ttl,
@@ -173,7 +128,6 @@ class PushHubApp:
                 f"Redis at {settings.redis.master_addr} (GATEWAY_REDIS_MASTER_ADDR) "
                 f"is not usable: {exc}"
             ) from None
-
         pipeline = VerificationPipeline(
             sessions=sessions,
             replay=RedisReplayStore(
@@ -185,65 +139,52 @@ class PushHubApp:
             anti_abuse=settings.anti_abuse,
             freshness_window=settings.grpc.freshness_window,
         )
-        readers = self._readers(sessions)
-        self._tasks.append(asyncio.create_task(readers.sessions.run(), name="session-events"))
-        self._tasks.append(asyncio.create_task(readers.clients.run(), name="client-events"))
+        self._readers = self._make_readers(sessions)
+        GcPolicy.settle()
+        tasks = [
+            asyncio.create_task(self._readers[0].run(), name="session-events"),
+            asyncio.create_task(self._readers[1].run(), name="client-events"),
+            asyncio.create_task(GcPolicy().run(), name="gc"),
+        ]
 
-        service = PushService(
+        async def stop_tasks() -> None:
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks)
+
+        closing("background tasks", stop_tasks)
+        self._service = PushService(
             hub=self.hub,
             pipeline=pipeline,
             sessions=sessions,
             signer=self.signer,
             telemetry=self.telemetry,
         )
-        server = grpc.aio.server(
-            interceptors=[
-                aio_server_interceptor(  # type: ignore[no-untyped-call]
-                    tracer_provider=self._tracer_provider, filter_=traced
-                )
-            ],
-            options=[
-                *_GRPC_OPTIONS,
-                ("grpc.max_receive_message_length", settings.grpc.max_message_bytes),
-                (
-                    "grpc.server_handshake_timeout_ms",
-                    int(settings.grpc.connection_timeout.total_seconds() * 1000),
-                ),
-            ],
-        )
-        self._server = server  # stop() stops it, even when start-up fails below
-        server.add_generic_rpc_handlers((service.rpc_handler(),))
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        await self._set_health(_NOT_SERVING)
-        address = _bind_address(settings.grpc.addr)
-        try:
-            port = server.add_insecure_port(address)
-        except RuntimeError:
-            port = 0
-        if not port:
-            raise StartupError(
-                f"cannot listen on {address} (GATEWAY_AUTHENTICATED_GRPC_ADDR): address in use "
-                "or not available"
-            )
-        self.port = port
-        await server.start()
-        try:
-            await self.admin.start()
-        except OSError as exc:
-            raise StartupError(
-                f"cannot listen on {settings.admin.addr} (GATEWAY_ADMIN_HTTP_ADDR): "
-                f"{exc.strerror or type(exc).__name__}"
-            ) from None
-        self._tasks.append(asyncio.create_task(self._follow_health(readers), name="health"))
-        GcPolicy.settle()
-        self._tasks.append(asyncio.create_task(GcPolicy().run(), name="gc"))
         _log.info(
-            "push-hub listening",
-            extra={"grpc_port": self.port, "admin_port": self.admin.port or 0,
-                   "queue_capacity": self.hub.queue_capacity},
+            "push-hub started",
+            extra={"grpc_addr": str(settings.grpc.addr),
+                   "admin_addr": str(settings.admin.addr) if settings.admin.addr else "",
+                   "queue_capacity": self.hub.queue_capacity,
+                   "cors_origins": len(settings.grpc.cors_allowed_origins)},
         )  # fmt: skip
 
-    def _readers(self, sessions: InProcessSessionCache) -> _Readers:
+    async def ready(self) -> bool:
+        """Both readers connected and a bounded PING answered (the readers alone may look
+        connected between two failed reads)."""
+        if self._readers is None or not all(r.connected.is_set() for r in self._readers):
+            return False
+        try:
+            await ping_or_raise(self._ops_redis, self.settings.redis.operation_timeout)
+        except RedisStartupError:
+            return False
+        return True
+
+    async def drain(self) -> None:
+        """Every open stream ends with UNAVAILABLE "gateway is shutting down"."""
+        closed = self.hub.close()
+        _log.info("shutting down", extra={"open_streams": closed})
+
+    def _make_readers(self, sessions: InProcessSessionCache) -> tuple[StreamTailer, StreamTailer]:
         events = self.settings.events
         metrics = self.push_metrics
 
@@ -266,13 +207,13 @@ class PushHubApp:
                 on_reconnect=metrics.stream_reconnects.labels(label).inc,
             )
 
-        return _Readers(
-            sessions=tailer(
+        return (
+            tailer(
                 events.session_events_stream,
                 SessionEventsHandler(sessions, on_drop=metrics.on_drop, on_revoked=revoked),
                 SESSION_EVENTS,
             ),
-            clients=tailer(
+            tailer(
                 events.client_events_stream,
                 ClientEventsHandler(
                     self.hub, self.signer, on_drop=metrics.on_drop,
@@ -281,73 +222,3 @@ class PushHubApp:
                 CLIENT_EVENTS,
             ),
         )  # fmt: skip
-
-    async def _follow_health(self, readers: _Readers) -> None:
-        serving = False
-        await readers.sessions.connected.wait()
-        await readers.clients.connected.wait()
-        while True:
-            now = readers.connected and await self._redis_answers()
-            if now != serving:
-                serving = now
-                await self._set_health(_SERVING if now else _NOT_SERVING)
-                log = _log.info if now else _log.warning
-                log("health changed", extra={"status": "SERVING" if now else "NOT_SERVING"})
-            await asyncio.sleep(_HEALTH_POLL_S)
-
-    async def _redis_answers(self) -> bool:
-        """A bounded PING: the readers alone may look connected between two failed reads."""
-        try:
-            await ping_or_raise(self._ops_redis, self.settings.redis.operation_timeout)
-        except RedisStartupError:
-            return False
-        return True
-
-    async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
-        await self.health.set("", status)
-        await self.health.set(SERVICE_NAME, status)
-
-    # -- stop ----------------------------------------------------------------------------------
-    async def stop(self) -> None:
-        """Close the hub first, then the server (bounded), then everything else."""
-        timeout = self.settings.shutdown.timeout.total_seconds()
-        for task in self._tasks[2:]:
-            task.cancel()  # the health follower: nothing may flip it back to SERVING
-        with contextlib.suppress(Exception):
-            await self.health.enter_graceful_shutdown()
-        closed = self.hub.close()
-        if self._server is not None:
-            _log.info("shutting down", extra={"open_streams": closed})
-            await self._server.stop(grace=timeout)
-            self._server = None
-        for task in self._tasks:
-            task.cancel()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(timeout):
-                await self.admin.close()
-                await self._ops_redis.aclose()
-                await self._stream_redis.aclose()
-                if self._backend is not None:
-                    await self._backend.aclose()
-        if self._tracer_provider is not None:
-            self._tracer_provider.shutdown()
-
-
-async def run(settings: PushHubSettings, signer: Signer, stop: asyncio.Event) -> int:
-    """Start, serve until ``stop`` is set, shut down. Returns the process exit code."""
-    default_sampler_without_exporter(settings.telemetry.traces_exporter, os.environ)
-    provider = configure_tracing(settings.telemetry, "push-hub")
-    app = PushHubApp(settings, signer, tracer_provider=provider)
-    try:
-        await app.start()
-    except StartupError:
-        await app.stop()
-        raise
-    await stop.wait()
-    await app.stop()
-    _log.info("push-hub stopped")
-    return 0

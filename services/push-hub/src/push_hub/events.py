@@ -7,7 +7,6 @@
 * ``ClientEventsHandler`` is the ``StreamTailer`` handler of the client-events
   stream: decode, drop-and-count malformed entries, skip events nobody is
   subscribed for, sign once, fan out.
-* ``drop_reason`` folds a decoder's free-text reason into a bounded metric label.
 """
 
 from __future__ import annotations
@@ -30,34 +29,12 @@ __all__ = [
     "SESSION_EVENTS",
     "ClientEventsHandler",
     "EventSigner",
-    "drop_reason",
 ]
 
 _log = logging.getLogger("push_hub.events")
 
 CLIENT_EVENTS: Final = "client_events"
 SESSION_EVENTS: Final = "session_events"
-
-# Decoder reasons (edgecore.streams / edgecore.sessions) -> stable metric labels.
-_REASONS: Final = (
-    ("missing or unsupported entry version", "unsupported_version"),
-    ("unknown field", "unknown_field"),
-    ("missing field", "missing_field"),
-    ("unknown session event kind", "unknown_kind"),
-    ("session record", "invalid_session_record"),
-    ("a text field is not UTF-8", "invalid_utf8"),
-    ("must not be empty", "empty_field"),
-    ("is longer than", "field_too_long"),
-    ("payload is larger than", "payload_too_large"),
-)
-
-
-def drop_reason(reason: str) -> str:
-    """A bounded label for a malformed entry's reason (the text itself may name any field)."""
-    for needle, label in _REASONS:
-        if needle in reason:
-            return label
-    return "malformed"
 
 
 class EventSigner:

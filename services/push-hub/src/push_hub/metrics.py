@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from edgecore.stream_drops import drop_reason
 from edgecore.telemetry import MetricsRegistry
-from push_hub.events import CLIENT_EVENTS, SESSION_EVENTS, drop_reason
+from push_hub.events import CLIENT_EVENTS, SESSION_EVENTS
 from push_hub.hub import Closure, PushStream
 
 __all__ = ["PushMetrics"]

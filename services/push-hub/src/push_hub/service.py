@@ -1,6 +1,7 @@
-"""The EdgeGateway gRPC surface of push-hub: SubscribeEvents (and ExecuteCommand -> UNIMPLEMENTED).
+"""The EdgeGateway surface of push-hub: SubscribeEvents (and ExecuteCommand -> UNIMPLEMENTED).
 
-SubscribeEvents:
+One handler for every protocol (Connect, gRPC, gRPC-Web; served by
+``edgecore.rpc``). SubscribeEvents:
 
 1. steps 1-9 of the shared pipeline with
    ``expected_message_type = "gateway.subscribe_events"``; a reject ends the
@@ -10,16 +11,13 @@ SubscribeEvents:
    so an event published right after the open is queued behind it, not lost);
 3. the signed ``gateway.server_time`` bootstrap event is written first;
 4. queued events are written in order until the stream ends: client
-   cancellation, shutdown (UNAVAILABLE "gateway is shutting down"), queue
-   overflow (RESOURCE_EXHAUSTED "push stream overflowed"), revocation of the
-   session (FAILED_PRECONDITION "device session is revoked") or a failed send.
+   cancellation or disconnect, shutdown (UNAVAILABLE "gateway is shutting
+   down"), queue overflow (RESOURCE_EXHAUSTED "push stream overflowed") or
+   revocation of the session (FAILED_PRECONDITION "device session is revoked").
 
-Responses are pre-serialized ``GatewayEvent`` bytes (the method handler has no
-response serializer), so an event fanned out to N streams is signed and
-serialized once. The handler is an async generator that writes through
-``context.write`` itself (it never yields): the OpenTelemetry aio interceptor
-accepts only generators for streaming methods, and writing here lets the
-handler see each send's outcome.
+Events are yielded as ``Preserialized`` ``GatewayEvent`` bytes, so an event
+fanned out to N streams is signed and serialized once (a JSON client gets
+them re-encoded by the codec).
 """
 
 from __future__ import annotations
@@ -28,30 +26,27 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Final
+from typing import Any
 
-import grpc
-import grpc.aio
+from connectrpc.request import RequestContext
+from connectrpc.server import Endpoint
 
 from edgecore.catalog import SUBSCRIBE_EVENTS_MESSAGE_TYPE
 from edgecore.errors import EdgeError, Reject
-from edgecore.pipeline import Envelope, VerificationPipeline, peer_ip_from_grpc
+from edgecore.pipeline import Envelope, PeerIpCache, VerificationPipeline
 from edgecore.pipeline.audit import AuthenticatedTelemetry
+from edgecore.rpc.codecs import Preserialized
+from edgecore.rpc.gateway import EXECUTE_COMMAND, SUBSCRIBE_EVENTS, gateway_endpoints
+from edgecore.rpc.status import connect_error
 from edgecore.session_cache import SessionCache, SessionCacheUnavailableError
 from galaxy.gateway.v1 import edge_gateway_pb2 as pb
 from push_hub.events import EventSigner
 from push_hub.hub import Closure, HubClosedError, PushHub, PushStream
 
-__all__ = ["SERVICE_NAME", "PushService"]
-
-SERVICE_NAME: Final = "galaxy.gateway.v1.EdgeGateway"
-_RPC: Final = "SubscribeEvents"
+__all__ = ["PushService"]
 
 _log = logging.getLogger("push_hub.streams")
-
-
-def _status(reject: Reject) -> grpc.StatusCode:
-    return grpc.StatusCode[reject.spec.grpc_code.name]
+_EVENT = pb.GatewayEvent
 
 
 def _envelope(request: pb.SubscribeEventsRequest) -> Envelope:
@@ -83,97 +78,75 @@ class PushService:
         self._sessions = sessions
         self._signer = signer
         self._telemetry = telemetry
+        self._peer_ip = PeerIpCache()
 
-    def rpc_handler(self) -> grpc.GenericRpcHandler:
-        return grpc.method_handlers_generic_handler(
-            SERVICE_NAME,
-            {
-                "SubscribeEvents": grpc.unary_stream_rpc_method_handler(
-                    self.subscribe_events,
-                    request_deserializer=pb.SubscribeEventsRequest.FromString,
-                    response_serializer=None,  # handlers write signed, serialized bytes
-                ),
-                "ExecuteCommand": grpc.unary_unary_rpc_method_handler(
-                    self.execute_command,
-                    request_deserializer=pb.ExecuteCommandRequest.FromString,
-                    response_serializer=pb.ExecuteCommandResponse.SerializeToString,
-                ),
-            },
-        )
+    def endpoints(self) -> dict[str, Endpoint[Any, Any]]:
+        return gateway_endpoints(self.execute_command, self.subscribe_events)
 
-    async def execute_command(
-        self, request: pb.ExecuteCommandRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.ExecuteCommandResponse:
+    async def execute_command(self, request: Any, ctx: RequestContext[Any, Any]) -> Any:
         """Commands and events are separate deployments: commands go to edge-grpc."""
-        reject = Reject.METHOD_NOT_ALLOWED
-        await context.abort(_status(reject), reject.spec.message)
-        raise AssertionError("unreachable: abort raises")  # pragma: no cover
+        error = EdgeError(Reject.METHOD_NOT_ALLOWED)
+        self._telemetry.rejected(
+            EXECUTE_COMMAND, None, error, self._peer_ip(ctx.client_address), 0.0
+        )
+        raise connect_error(error)
 
     async def subscribe_events(
-        self, request: pb.SubscribeEventsRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[bytes]:
-        await self._serve(request, context)
-        return
-        yield  # pragma: no cover - makes this an async generator (see the module docstring)
-
-    async def _serve(
-        self, request: pb.SubscribeEventsRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> None:
+        self, request: pb.SubscribeEventsRequest, ctx: RequestContext[Any, Any]
+    ) -> AsyncIterator[Preserialized]:
         started = time.perf_counter()
-        peer_ip = peer_ip_from_grpc(context.peer())
+        peer_ip = self._peer_ip(ctx.client_address)
         envelope = _envelope(request)
         if self._hub.closed:
-            self._reject(context, envelope, EdgeError(Reject.SHUTTING_DOWN), peer_ip, started)
-            return
+            raise self._reject(envelope, EdgeError(Reject.SHUTTING_DOWN), peer_ip, started)
         try:
             verified = await self._pipeline.verify(
                 envelope, peer_ip, expected_message_type=SUBSCRIBE_EVENTS_MESSAGE_TYPE
             )
         except EdgeError as exc:
-            self._reject(context, envelope, exc, peer_ip, started)
-            return
+            raise self._reject(envelope, exc, peer_ip, started) from None
         except Exception as exc:  # a bug, not a client error: no internals on the wire
             _log.error("open verification failed", extra={"error": type(exc).__name__})
-            self._reject(context, envelope, EdgeError(Reject.INTERNAL_ERROR), peer_ip, started)
-            return
+            error = EdgeError(Reject.INTERNAL_ERROR)
+            raise self._reject(envelope, error, peer_ip, started) from None
         try:
             stream = self._hub.open_stream(verified.user_id, envelope.device_session_id)
         except HubClosedError:
-            self._reject(context, envelope, EdgeError(Reject.SHUTTING_DOWN), peer_ip, started)
-            return
+            raise self._reject(
+                envelope, EdgeError(Reject.SHUTTING_DOWN), peer_ip, started
+            ) from None
         try:
             await self._recheck_revocation(stream)
-            bootstrap = self._signer.bootstrap(
-                request_id=envelope.request_id, trace_id=envelope.trace_id
-            )
-            if stream.closure is not None:
-                error = EdgeError(Reject.REVOKED_SESSION)
-                self._telemetry.rejected(_RPC, envelope, error, peer_ip, _since(started))
-            else:
-                await context.write(bootstrap)
-                self._telemetry.accepted(_RPC, envelope.message_type, "OK", _since(started))
+            if stream.closure is None:
+                bootstrap = self._signer.bootstrap(
+                    request_id=envelope.request_id, trace_id=envelope.trace_id
+                )
+                yield Preserialized(bootstrap, _EVENT)
+                self._telemetry.accepted(
+                    SUBSCRIBE_EVENTS, envelope.message_type, "OK", _since(started)
+                )
                 _log.debug(
                     "stream opened",
                     extra={"request_id": envelope.request_id, "user_id": verified.user_id,
                            "device_session_id": envelope.device_session_id},
                 )  # fmt: skip
-            await self._pump(stream, context)
-        except asyncio.CancelledError:
+                while True:
+                    item = stream.next_nowait()
+                    if item is None:
+                        item = await stream.next()
+                        if item is None:
+                            break
+                    yield Preserialized(item, _EVENT)
+            else:
+                error = EdgeError(Reject.REVOKED_SESSION)
+                self._telemetry.rejected(
+                    SUBSCRIBE_EVENTS, envelope, error, peer_ip, _since(started)
+                )
+        except (asyncio.CancelledError, GeneratorExit):
+            # The client went away (or its write failed): connectrpc closes the generator.
             self._hub.end(stream, Closure.CLIENT_CANCELLED)
             raise
-        except Exception as exc:
-            # A failed write (the peer is gone) or a bug: the stream is over either way.
-            if self._hub.end(stream, Closure.SEND_FAILED):
-                _log.info(
-                    "stream send failed",
-                    extra={"device_session_id": stream.device_session_id,
-                           "error": type(exc).__name__},
-                )  # fmt: skip
-            reject = Reject.INTERNAL_ERROR
-            context.set_code(_status(reject))
-            context.set_details(reject.spec.message)
-            return
-        self._finish(stream, context)
+        self._finish(stream)
 
     async def _recheck_revocation(self, stream: PushStream) -> None:
         """Close a stream whose session was revoked while its open was being verified.
@@ -188,18 +161,8 @@ class PushService:
         if current is not None and current.record.revoked:
             self._hub.end(stream, Closure.REVOKED)
 
-    @staticmethod
-    async def _pump(stream: PushStream, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        write = context.write
-        while True:
-            item = stream.next_nowait()
-            if item is None:
-                item = await stream.next()
-                if item is None:
-                    return
-            await write(item)
-
-    def _finish(self, stream: PushStream, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    def _finish(self, stream: PushStream) -> None:
+        """The end-of-stream status the server decided (none: a plain end)."""
         closure = stream.closure
         reject = closure.reject if closure is not None else None
         if reject is None:
@@ -210,20 +173,13 @@ class PushService:
                 extra={"reason": closure.value if closure else "",
                        "device_session_id": stream.device_session_id},
             )  # fmt: skip
-        context.set_code(_status(reject))
-        context.set_details(reject.spec.message)
+        raise connect_error(EdgeError(reject))
 
     def _reject(
-        self,
-        context: grpc.aio.ServicerContext[Any, Any],
-        envelope: Envelope,
-        error: EdgeError,
-        peer_ip: str,
-        started: float,
-    ) -> None:
-        self._telemetry.rejected(_RPC, envelope, error, peer_ip, _since(started))
-        context.set_code(grpc.StatusCode[error.grpc_code.name])
-        context.set_details(error.message)
+        self, envelope: Envelope, error: EdgeError, peer_ip: str, started: float
+    ) -> Exception:
+        self._telemetry.rejected(SUBSCRIBE_EVENTS, envelope, error, peer_ip, _since(started))
+        return connect_error(error)
 
 
 def _since(started: float) -> float:

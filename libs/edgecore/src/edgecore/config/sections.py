@@ -20,6 +20,7 @@ from edgecore.config.values import (
     ListenAddressList,
     NameList,
     NonEmptyStr,
+    OriginList,
     PositiveDuration,
     PositiveInt,
 )
@@ -253,6 +254,10 @@ class AuthenticatedGrpcSettings(Section):
     )
     downstream_timeout: PositiveDuration = Field(
         duration("5s"), alias="GATEWAY_AUTHENTICATED_DOWNSTREAM_TIMEOUT"
+    )
+    # Not in the Go gateway's surface: browsers (connect-web) calling from these origins.
+    cors_allowed_origins: OriginList = Field(
+        (), alias="GATEWAY_AUTHENTICATED_GRPC_CORS_ALLOWED_ORIGINS"
     )
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "ListenAddress",
     "ListenAddressList",
     "NameList",
+    "OriginList",
     "NonEmptyStr",
     "PositiveDuration",
     "PositiveInt",
@@ -138,6 +139,22 @@ def _comma_separated(value: object) -> object:
     return value
 
 
+def _origins(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Exact browser origins: ``scheme://host[:port]``, no path, no wildcard."""
+    for value in values:
+        scheme, sep, rest = value.partition("://")
+        if (
+            scheme not in ("http", "https")
+            or not sep
+            or not rest
+            or any(char in rest for char in "/?#*@ ")
+        ):
+            raise ValueError(
+                f"not an origin (scheme://host[:port], no path or wildcard): {value[:100]!r}"
+            )
+    return values
+
+
 def _http_url(value: str) -> str:
     parts = urlsplit(value.strip())
     if parts.scheme not in {"http", "https"} or not parts.hostname:
@@ -154,4 +171,5 @@ NonEmptyStr = Annotated[str, AfterValidator(_non_empty)]
 ListenAddress = Annotated[HostPort, BeforeValidator(_to_host_port)]
 ListenAddressList = Annotated[tuple[ListenAddress, ...], BeforeValidator(_comma_separated)]
 NameList = Annotated[tuple[str, ...], BeforeValidator(_comma_separated)]
+OriginList = Annotated[tuple[str, ...], BeforeValidator(_comma_separated), AfterValidator(_origins)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
