@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make the local stand-in for `python:3.11-slim`: a minimal Debian bookworm root filesystem
-# (debootstrap --variant=minbase + python3, which is 3.11 on bookworm) imported as an image.
+# (debootstrap --variant=minbase + python3, which is 3.11 on bookworm, and libpython3.11)
+# imported as an image.
 #
 #   scripts/images-base.sh [--tag IMAGE] [--force]     # prints nothing on stdout
 #
@@ -9,9 +10,11 @@
 # (default python:3.11-slim) and scripts/images-build.sh passes this image instead, with
 # the Dockerfiles unchanged. Where a registry is reachable, nothing here is needed.
 #
-# Cached twice: the image itself (nothing is done while it exists, unless --force), and
-# the rootfs tarball under .tools/images/ (re-imported without debootstrap when the
-# engine's storage was wiped).
+# Cached twice, both keyed on the package list (PACKAGES below): the image itself (nothing
+# is done while it exists and its label records the same list, unless --force), and the
+# rootfs tarball under .tools/images/ with the list beside it in <tarball>.packages
+# (re-imported without debootstrap when the engine's storage was wiped; debootstrapped
+# again when the list changed).
 #
 # Needs root (debootstrap), debootstrap (installed with apt-get when missing), podman
 # (scripts/container-engine.sh installs it), and a Docker-API engine in DOCKER_HOST.
@@ -26,10 +29,17 @@ TAG="${EDGE_BASE_IMAGE:-localhost/galaxy-python-base:3.11-bookworm}"
 MIRROR="${EDGE_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 CACHE="$ROOT/.tools/images"
 FORCE=0
-# What python:3.11-slim also has that the services need: CA certificates, tzdata, and
+# What python:3.11-slim also has that the services need: CA certificates, tzdata,
 # python3 itself (the venv module is in libpython3.11-stdlib; pip is not needed: the
-# Dockerfiles run pip from its wheel in the wheelhouse).
-PACKAGES="python3,ca-certificates,tzdata"
+# Dockerfiles run pip from its wheel in the wheelhouse), and the shared libpython
+# (libpython3.11.so.1.0, /usr/local/lib in python:3.11-slim): edge-grpc and push-hub run
+# in pyvoy, an Envoy that embeds Python by loading it. Debian's python3.11 binary is
+# linked statically, so nothing else pulls libpython3.11 in.
+PACKAGES="python3,libpython3.11,ca-certificates,tzdata"
+# The image label recording PACKAGES (the image cache's key), "+" for "," so that no
+# layer of --change parsing can split the value.
+PACKAGES_LABEL="io.galaxy.edge.base-packages"
+PACKAGES_LABEL_VALUE="${PACKAGES//,/+}"
 
 log() { printf 'images-base: %s\n' "$*" >&2; }
 die() {
@@ -46,7 +56,7 @@ while (($#)); do
             ;;
         --force) FORCE=1 ;;
         -h | --help)
-            sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+            sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
             exit 0
             ;;
         *) die "unknown argument: $1 (try --help)" ;;
@@ -64,12 +74,23 @@ exec 9>"$CACHE/.base.lock"
 flock -w 1200 9 || die "could not take $CACHE/.base.lock within 1200 s"
 
 if ((FORCE == 0)) && "${PODMAN[@]}" image exists "$TAG"; then
-    log "image $TAG already exists: nothing to do"
-    exit 0
+    have="$("${PODMAN[@]}" image inspect --format "{{index .Labels \"$PACKAGES_LABEL\"}}" "$TAG" 2>/dev/null || true)"
+    if [[ "$have" == "$PACKAGES_LABEL_VALUE" ]]; then
+        log "image $TAG already exists (packages $PACKAGES): nothing to do"
+        exit 0
+    fi
+    log "image $TAG was made from packages '${have:-unknown}', not '$PACKAGES_LABEL_VALUE': making it again"
 fi
 
 TARBALL="$CACHE/bookworm-python3-rootfs.tar"
+# The package list the tarball was made from, written only after the tarball is complete.
+TARBALL_PACKAGES="$TARBALL.packages"
 t0=$SECONDS
+if ((FORCE == 0)) && [[ -s "$TARBALL" ]] \
+    && [[ "$(cat "$TARBALL_PACKAGES" 2>/dev/null || true)" != "$PACKAGES" ]]; then
+    log "cached rootfs $TARBALL was made from other packages than '$PACKAGES': debootstrap again"
+    rm -f "$TARBALL" "$TARBALL_PACKAGES"
+fi
 if ((FORCE == 1)) || [[ ! -s "$TARBALL" ]]; then
     [[ "$(id -u)" == "0" ]] || die "debootstrap needs root"
     if ! command -v debootstrap >/dev/null 2>&1; then
@@ -94,8 +115,12 @@ if ((FORCE == 1)) || [[ ! -s "$TARBALL" ]]; then
         "$WORK/rootfs/usr/share/man/"* "$WORK/rootfs/usr/share/info/"* \
         "$WORK/rootfs/var/log/"*.log "$WORK/rootfs/debootstrap"
     "$WORK/rootfs/usr/bin/python3" --version >&2 || die "no python3 in the rootfs"
+    compgen -G "$WORK/rootfs/usr/lib/*-linux-gnu/libpython3.11.so.1.0" >/dev/null \
+        || die "no libpython3.11.so.1.0 in the rootfs (package libpython3.11)"
+    rm -f "$TARBALL_PACKAGES"
     tar -C "$WORK/rootfs" --numeric-owner -cf "$TARBALL.tmp" .
     mv -f "$TARBALL.tmp" "$TARBALL"
+    printf '%s\n' "$PACKAGES" >"$TARBALL_PACKAGES"
     log "rootfs cached at $TARBALL ($(du -h "$TARBALL" | cut -f1)) after $((SECONDS - t0)) s"
 fi
 
@@ -104,6 +129,7 @@ log "podman import -> $TAG"
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV LANG=C.UTF-8' \
     --change 'CMD ["python3"]' \
+    --change "LABEL $PACKAGES_LABEL=$PACKAGES_LABEL_VALUE" \
     --message "debootstrap bookworm minbase + $PACKAGES (scripts/images-base.sh)" \
     "$TARBALL" "$TAG" >/dev/null || die "podman import failed"
 "${PODMAN[@]}" image exists "$TAG" || die "import reported success but $TAG is missing"

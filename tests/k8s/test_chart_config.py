@@ -69,7 +69,13 @@ def _defaults() -> dict[str, object]:
 
 
 def test_chart_sets_exactly_the_variables_the_services_read(render_chart: Render) -> None:
-    docs = render_chart(set_values=EVERYTHING, set_json={"config.redis.replicaAddrs": ["r:6379"]})
+    docs = render_chart(
+        set_values=EVERYTHING,
+        set_json={
+            "config.redis.replicaAddrs": ["r:6379"],
+            "config.authenticatedGrpc.corsAllowedOrigins": ["https://play.example.com"],
+        },
+    )
     (configmap,) = by_kind(docs, "ConfigMap").values()
     seen = set(configmap["data"])
     for component in (*COMPONENTS, OPERATOR):
@@ -187,6 +193,29 @@ def test_operator_values_mean_what_the_operator_reads(
     assert settings.operator.health_addr.port == container.ports["health"]
     # The probes reach the port the operator listens on.
     assert container.liveness["httpGet"] == {"path": "/healthz", "port": "health"}
+
+
+def test_cors_origins_reach_edge_grpc_and_push_hub(render_chart: Render) -> None:
+    # Every form the values schema admits is one the code accepts, joined the way it splits.
+    origins = [
+        "https://play.example.com",
+        "http://localhost:5173",
+        "https://play-2.example.co.uk:8443",
+        "http://[::1]:8080",
+    ]
+    docs = render_chart(set_json={"config.authenticatedGrpc.corsAllowedOrigins": origins})
+    for component, settings_type in (
+        ("edge-grpc", EdgeGrpcSettings),
+        ("push-hub", PushHubSettings),
+    ):
+        container = resolve(deployment_of(docs, component), docs, Secrets(default=b"x"))
+        settings = load_settings(settings_type, container.env)
+        assert settings.grpc.cors_allowed_origins == tuple(origins), component
+    # Off by default: the variable is not set at all.
+    defaults = render_chart()
+    container = resolve(deployment_of(defaults, "edge-grpc"), defaults, Secrets(default=b"x"))
+    assert "GATEWAY_AUTHENTICATED_GRPC_CORS_ALLOWED_ORIGINS" not in container.env
+    assert load_settings(EdgeGrpcSettings, container.env).grpc.cors_allowed_origins == ()
 
 
 def test_without_the_operator_edge_grpc_reads_no_route_table(render_chart: Render) -> None:
