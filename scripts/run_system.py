@@ -21,6 +21,10 @@ from edgecore.testing.redis_server import EmbeddedRedisServer, RedisServer
 from edgecore.testing.system import DEV_LOGIN_CODE, SERVICES, System, SystemPorts
 
 ROOT = Path(__file__).resolve().parents[1]
+CORS_VARIABLE = "GATEWAY_AUTHENTICATED_GRPC_CORS_ALLOWED_ORIGINS"
+# A web UI's dev server (Vite's default port) may call the authenticated ports.
+DEV_BROWSER_ORIGINS = "http://localhost:5173,http://127.0.0.1:5173"
+BROWSER_SERVICES = ("edge-grpc", "push-hub")
 
 
 def say(message: str) -> None:
@@ -54,6 +58,7 @@ def main() -> int:
         redis_port=redis_port,
         redis_password=password,
         ports=SystemPorts(),
+        extra_env={service: {CORS_VARIABLE: DEV_BROWSER_ORIGINS} for service in BROWSER_SERVICES},
     )
     system.prepare()
     code = 0
@@ -79,6 +84,11 @@ def main() -> int:
 
   server public key (pin it in clients):
     {system.server_public_key}
+
+  browsers (@connectrpc/connect-web, Connect or gRPC-Web; docs/protocols.md):
+    ExecuteCommand   baseUrl http://127.0.0.1:{ports.edge_grpc}
+    SubscribeEvents  baseUrl http://127.0.0.1:{ports.push_hub}
+    CORS origins     {DEV_BROWSER_ORIGINS}
 
   in another terminal (README, "Try it"):
     export EDGECTL_PUBLIC_URL=http://127.0.0.1:{ports.public_rest}
