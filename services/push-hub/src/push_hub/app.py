@@ -59,14 +59,7 @@ _BLOCK: Final = timedelta(seconds=5)  # XREAD BLOCK of the stream readers
 
 
 def runtime_settings(settings: PushHubSettings) -> RuntimeSettings:
-    return RuntimeSettings(
-        max_message_bytes=settings.grpc.max_message_bytes,
-        shutdown_timeout=settings.shutdown.timeout,
-        cors_allowed_origins=settings.grpc.cors_allowed_origins,
-        admin=settings.admin,
-        telemetry=settings.telemetry,
-        health_interval=HEALTH_INTERVAL,
-    )
+    return RuntimeSettings.of(settings, health_interval=HEALTH_INTERVAL)
 
 
 class PushHubApp:

@@ -35,7 +35,12 @@ from connectrpc.method import StreamType
 from connectrpc.server import ConnectASGIApplication, Endpoint
 from opentelemetry.sdk.trace import TracerProvider
 
-from edgecore.config.sections import AdminHttpSettings, TelemetrySettings
+from edgecore.config.sections import (
+    AdminHttpSettings,
+    AuthenticatedGrpcSettings,
+    ShutdownSettings,
+    TelemetrySettings,
+)
 from edgecore.rpc.asgi import Message, Receive, RpcFront, Scope, Send
 from edgecore.rpc.codecs import PROTO_CODECS
 from edgecore.rpc.control import Report, ReportWriter, control_fd
@@ -92,6 +97,19 @@ class RpcService(Protocol):
         ...
 
 
+class _AuthenticatedServiceSettings(Protocol):
+    """The sections every authenticated service's settings have (EdgeGrpc/PushHubSettings)."""
+
+    @property
+    def grpc(self) -> AuthenticatedGrpcSettings: ...
+    @property
+    def shutdown(self) -> ShutdownSettings: ...
+    @property
+    def admin(self) -> AdminHttpSettings: ...
+    @property
+    def telemetry(self) -> TelemetrySettings: ...
+
+
 @dataclass(frozen=True, slots=True)
 class RuntimeSettings:
     max_message_bytes: int
@@ -100,6 +118,19 @@ class RuntimeSettings:
     admin: AdminHttpSettings
     telemetry: TelemetrySettings
     health_interval: timedelta = timedelta(seconds=1)
+
+    @classmethod
+    def of(
+        cls, settings: _AuthenticatedServiceSettings, *, health_interval: timedelta
+    ) -> RuntimeSettings:
+        return cls(
+            max_message_bytes=settings.grpc.max_message_bytes,
+            shutdown_timeout=settings.shutdown.timeout,
+            cors_allowed_origins=settings.grpc.cors_allowed_origins,
+            admin=settings.admin,
+            telemetry=settings.telemetry,
+            health_interval=health_interval,
+        )
 
 
 def default_sampler_without_exporter(exporter: str, environ: MutableMapping[str, str]) -> None:
