@@ -19,7 +19,7 @@ from connectrpc.request import RequestContext
 from edgecore.errors import Reject
 from edgecore.rpc.status import CatalogError, reject_error
 
-__all__ = ["CatalogErrors", "catalog_error"]
+__all__ = ["CatalogErrors", "catalog_error", "client_disconnected"]
 
 _log = logging.getLogger("edgecore.rpc")
 
@@ -36,11 +36,24 @@ _LIBRARY_REJECTS: Final = {
 }
 
 
+# The library's INTERNAL for a request it cannot parse (a compressed frame without an
+# encoding, bytes after the end of a stream): the client's fault, so malformed here.
+_LIBRARY_FRAMING_ERRORS: Final = ("protocol error", "corrupt")
+
+
+def client_disconnected(error: BaseException) -> bool:
+    """pyvoy's error for a write to a client that has gone (its class is only importable
+    inside Envoy, hence the name). Not a failure: the server drops it silently."""
+    return type(error).__name__ == "ClientDisconnectedError"
+
+
 def catalog_error(error: Exception) -> ConnectError:
     """``error`` as the client must see it."""
     if isinstance(error, CatalogError):
         return error
     if isinstance(error, ConnectError):
+        if error.code is Code.INTERNAL and error.message.startswith(_LIBRARY_FRAMING_ERRORS):
+            return reject_error(Reject.MALFORMED_REQUEST)
         reject = _LIBRARY_REJECTS.get(error.code)
         return error if reject is None else reject_error(reject)
     _log.error("RPC failed unexpectedly", extra={"error": type(error).__name__})
@@ -56,6 +69,6 @@ class CatalogErrors:
     async def on_end(
         self, token: None, ctx: RequestContext[Any, Any], error: Exception | None, /
     ) -> None:
-        if error is None or isinstance(error, CatalogError):
-            return
+        if error is None or isinstance(error, CatalogError) or client_disconnected(error):
+            return  # a gone client gets no answer; pyvoy ignores its own disconnect error
         raise catalog_error(error)
