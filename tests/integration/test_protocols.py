@@ -56,6 +56,7 @@ from edgeclient.errors import ResponseVerificationError
 from edgeclient.keys import DeviceKey
 from edgecore.catalog import PROTOCOL_VERSION, SERVER_TIME_EVENT_TYPE
 from edgecore.payloads import decode_server_time_event
+from edgecore.rpc.asgi import DISCONNECT_POLL
 from edgecore.streams import ClientEvent, StreamPublisher
 from edgecore.testing.redis_server import RedisServer
 from edgecore.testing.system import System, SystemPorts
@@ -915,6 +916,7 @@ async def test_an_event_for_a_stream_the_client_left_logs_no_error(
         )
         # Every stream of the module is closed by its client; wait until the hub has let
         # them all go (a write that fails, or the disconnect poll), ours included.
-        async with httpx.AsyncClient(timeout=30) as http, asyncio.timeout(60):
+        bound = 3 * DISCONNECT_POLL.total_seconds()
+        async with httpx.AsyncClient(timeout=30) as http, asyncio.timeout(bound):
             while _metric((await http.get(metrics_url)).text, "gateway_push_active_streams"):
                 await asyncio.sleep(0.1)
