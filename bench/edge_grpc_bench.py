@@ -87,6 +87,7 @@ from typing import Any
 import grpc.aio
 import nacl.signing
 import redis.asyncio as aioredis
+from proctree import process_tree
 
 from edge_grpc.testing import (
     DeviceSession,
@@ -365,19 +366,6 @@ def table_version(admin_url: str) -> int:
             if line.startswith("gateway_route_table_version "):
                 return int(float(line.split()[1]))
     return 0
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and all its descendants (the launcher and its Envoy), from /proc."""
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        with contextlib.suppress(OSError):
-            for task in Path(f"/proc/{current}/task").iterdir():
-                with contextlib.suppress(OSError):
-                    todo += [int(c) for c in (task / "children").read_text().split()]
-    return found
 
 
 def process_cpu_seconds(pid: int) -> float:

@@ -76,6 +76,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from proctree import process_tree
+
 from edgecore.keys import encode_ed25519_pkcs8_pem
 from edgecore.sessions import SessionRecord, SessionStatus
 from edgecore.signing import Signer
@@ -106,19 +108,6 @@ def raise_fd_limit() -> tuple[int, int]:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and all its descendants (the launcher and its Envoy), from /proc."""
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        with contextlib.suppress(OSError):
-            for task in Path(f"/proc/{current}/task").iterdir():
-                with contextlib.suppress(OSError):
-                    todo += [int(c) for c in (task / "children").read_text().split()]
-    return found
 
 
 def rss_bytes(pid: int) -> int:
