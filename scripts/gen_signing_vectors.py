@@ -44,6 +44,19 @@ def _key(signer: Signer) -> dict[str, str]:
     }
 
 
+def _json_value(value: Any) -> Any:
+    """Integers (the 64-bit ``timestamp_ms``) as decimal strings, everything else as is.
+
+    JSON numbers beyond 2^53 lose precision in JavaScript's ``JSON.parse`` (and
+    in any reader that parses numbers as doubles), so the file never holds one:
+    every language reads the strings exactly and converts them itself
+    (``int(...)``, ``BigInt(...)``, ``strconv.ParseUint``).
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        return value
+    return str(value)
+
+
 def _case(
     name: str,
     build_input: Callable[..., bytes],
@@ -55,7 +68,7 @@ def _case(
     signing_input = build_input(payload_hash=digest, **fields)
     return {
         "name": name,
-        "fields": dict(fields),
+        "fields": {key: _json_value(value) for key, value in fields.items()},
         "payload_hex": payload.hex(),
         "payload_hash_hex": digest.hex(),
         "signing_input_hex": signing_input.hex(),
@@ -82,8 +95,10 @@ def build() -> dict[str, Any]:
         "description": (
             "Galaxy Edge Gateway v1 signing vectors. Strings are UTF-8; every string and "
             "bytes field (domain marker included) is uvarint(len) || bytes; timestamp_ms is "
-            "8-byte big-endian. payload_hash = sha256(payload). Requests are signed by the "
-            "client key, responses and events by the server key. See docs/signing.md."
+            "8-byte big-endian. 64-bit integers (timestamp_ms) are written as decimal strings "
+            "so that every JSON parser reads them exactly. payload_hash = sha256(payload). "
+            "Requests are signed by the client key, responses and events by the server key. "
+            "See docs/signing.md."
         ),
         "encoding_version": 1,
         "client_key": _key(client),

@@ -44,7 +44,7 @@ def test_request_signing_reproduces_vectors(case: dict[str, Any]) -> None:
         protocol_version=fields["protocol_version"],
         device_session_id=fields["device_session_id"],
         message_type=fields["message_type"],
-        timestamp_ms=fields["timestamp_ms"],
+        timestamp_ms=int(fields["timestamp_ms"]),
         request_id=fields["request_id"],
         payload=bytes.fromhex(case["payload_hex"]),
     )
@@ -60,6 +60,7 @@ def test_request_signing_reproduces_vectors(case: dict[str, Any]) -> None:
 def _response(case: dict[str, Any], **changes: Any) -> Any:
     values = {
         **case["fields"],
+        "timestamp_ms": _timestamp(case),
         "payload_bytes": bytes.fromhex(case["payload_hex"]),
         "payload_hash": bytes.fromhex(case["payload_hash_hex"]),
         "signature": bytes.fromhex(case["signature_hex"]),
@@ -67,6 +68,11 @@ def _response(case: dict[str, Any], **changes: Any) -> Any:
     values.update(changes)
     # SimpleNamespace: the vectors use timestamp_ms = 2^64-1, beyond protobuf int64.
     return SimpleNamespace(**values)
+
+
+def _timestamp(case: dict[str, Any]) -> int:
+    """The file holds 64-bit integers as decimal strings (exact in any JSON parser)."""
+    return int(case["fields"]["timestamp_ms"])
 
 
 def _flip(data: bytes, index: int = 0) -> bytes:
@@ -82,13 +88,13 @@ def test_vector_responses_verify(case: dict[str, Any]) -> None:
     )
     assert result.result_code == case["fields"]["result_code"]
     assert result.payload.hex() == case["payload_hex"]
-    assert result.timestamp_ms == case["fields"]["timestamp_ms"]
+    assert result.timestamp_ms == _timestamp(case)
 
 
 RESPONSE_TAMPERING = {
     "signature": lambda c: {"signature": _flip(bytes.fromhex(c["signature_hex"]), 5)},
     "result_code": lambda c: {"result_code": "ok" if c["fields"]["result_code"] != "ok" else "no"},
-    "timestamp": lambda c: {"timestamp_ms": c["fields"]["timestamp_ms"] - 1},
+    "timestamp": lambda c: {"timestamp_ms": _timestamp(c) - 1},
     "payload": lambda c: {"payload_bytes": bytes.fromhex(c["payload_hex"]) + b"\x00"},
     "payload_and_hash": lambda c: {
         "payload_bytes": b"other",
@@ -136,7 +142,7 @@ EVENT_TAMPERING = {
     "signature": lambda c: {"signature": _flip(bytes.fromhex(c["signature_hex"]), 63)},
     "event_type": lambda c: {"event_type": c["fields"]["event_type"] + ".x"},
     "event_id": lambda c: {"event_id": c["fields"]["event_id"] + "x"},
-    "timestamp": lambda c: {"timestamp_ms": c["fields"]["timestamp_ms"] + 1},
+    "timestamp": lambda c: {"timestamp_ms": _timestamp(c) + 1},
     "request_id": lambda c: {"request_id": c["fields"]["request_id"] + "x"},
     "trace_id": lambda c: {"trace_id": c["fields"]["trace_id"] + "x"},
     "payload": lambda c: {"payload_bytes": b"x" + bytes.fromhex(c["payload_hex"])},

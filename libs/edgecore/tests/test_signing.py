@@ -35,6 +35,22 @@ CASES = [
 ]
 
 
+def _fields(case: dict[str, Any]) -> dict[str, Any]:
+    """A case's fields with timestamp_ms as int (the file holds 64-bit integers as strings)."""
+    fields = dict(case["fields"])
+    fields["timestamp_ms"] = int(fields["timestamp_ms"])
+    return fields
+
+
+def test_vectors_hold_64_bit_integers_as_decimal_strings() -> None:
+    """JSON numbers beyond 2^53 do not survive JavaScript's JSON.parse."""
+    for kind in BUILDERS:
+        for case in VECTORS[kind]:
+            value = case["fields"]["timestamp_ms"]
+            assert isinstance(value, str)
+            assert value == str(int(value))
+
+
 @pytest.mark.parametrize(
     ("value", "encoded"),
     [
@@ -97,7 +113,7 @@ def test_vector_round_trip(kind: str, case: dict[str, Any]) -> None:
     key = VECTORS[key_name]
     payload = bytes.fromhex(case["payload_hex"])
     assert payload_hash(payload).hex() == case["payload_hash_hex"]
-    signing_input = builder(payload_hash=bytes.fromhex(case["payload_hash_hex"]), **case["fields"])
+    signing_input = builder(payload_hash=bytes.fromhex(case["payload_hash_hex"]), **_fields(case))
     assert signing_input.hex() == case["signing_input_hex"]
     signer = Signer(bytes.fromhex(key["seed_hex"]))
     assert signer.public_key.hex() == key["public_key_hex"]
