@@ -134,12 +134,17 @@ CLIENT_WIRES: Final = (
 
 
 class RpcFailure(Exception):
-    """An RPC error as the client saw it: the gRPC code name and the message, verbatim."""
+    """An RPC error as the client saw it: the gRPC code name and the message, verbatim.
 
-    def __init__(self, code: str, message: str) -> None:
+    ``metadata`` is what grpcio reports beside the status (initial and
+    trailing); the Connect and gRPC-Web wires' headers are in the exchanges.
+    """
+
+    def __init__(self, code: str, message: str, metadata: Mapping[str, str] | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.metadata = dict(metadata or {})
 
 
 def _connect_failure(error: ConnectError) -> RpcFailure:
@@ -148,7 +153,10 @@ def _connect_failure(error: ConnectError) -> RpcFailure:
 
 
 def _grpc_failure(error: grpc.aio.AioRpcError) -> RpcFailure:
-    return RpcFailure(error.code().name, error.details() or "")
+    metadata = [*(error.initial_metadata() or ()), *(error.trailing_metadata() or ())]
+    return RpcFailure(
+        error.code().name, error.details() or "", {str(k): str(v) for k, v in metadata}
+    )
 
 
 def _version_name(version: Any) -> str:

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from edgecore.config import EdgeGrpcSettings, load_settings
-from edgecore.errors import EdgeError, GrpcCode
+from edgecore.errors import EdgeError, GrpcCode, Reject
 from edgecore.pipeline import Envelope, VerificationPipeline, VerifiedRequest, peer_ip_from_address
 from edgecore.ratelimit import TokenBucketLimiter
 from edgecore.replay import ReplayStoreUnavailableError
@@ -304,6 +304,34 @@ async def test_step9_rate_limits_per_dimension() -> None:
         "authenticated_grpc/user",
         "authenticated_grpc/message_class",
     }
+
+
+async def test_step9_rate_limit_says_when_to_retry() -> None:
+    h = Harness()
+    h.limiter = TokenBucketLimiter(clock=lambda: 0.0)  # frozen: no refill between calls
+    pipeline = VerificationPipeline(
+        sessions=h.cache,
+        replay=h.replay,
+        limiter=h.limiter,
+        anti_abuse=SETTINGS.anti_abuse,
+        freshness_window=WINDOW,
+        clock_ms=lambda: NOW_MS,
+    )
+    for n in range(3):
+        await pipeline.verify(_envelope(request_id=f"r-{n}"), "10.0.0.1")
+    with pytest.raises(EdgeError) as err:
+        await pipeline.verify(_envelope(request_id="r-3"), "10.0.0.1")
+    # 60 requests per minute (the spec's session default): one token per second.
+    assert (err.value.reject, err.value.retry_after) == (Reject.RATE_LIMITED, 1)
+
+
+def test_only_rate_limits_carry_retry_after() -> None:
+    assert EdgeError(Reject.RATE_LIMITED, retry_after=30).retry_after == 30
+    assert EdgeError(Reject.RATE_LIMITED).retry_after is None
+    with pytest.raises(ValueError, match="only RATE_LIMITED"):
+        EdgeError(Reject.REPLAY_DETECTED, retry_after=30)
+    with pytest.raises(ValueError, match="at least 1 second"):
+        EdgeError(Reject.RATE_LIMITED, retry_after=0)
 
 
 async def test_step9_policy_hook_denies() -> None:

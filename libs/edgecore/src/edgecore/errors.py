@@ -231,15 +231,23 @@ class EdgeError(Exception):
 
     ``message`` may narrow the catalog message only for MALFORMED_REQUEST (the
     field at fault); every other reject carries the catalog text verbatim.
+    ``retry_after`` (whole seconds, at least 1) only rides on RATE_LIMITED:
+    transports send it as a ``retry-after`` header beside the status, the way
+    public REST's 429 carries ``Retry-After``.
     """
 
-    __slots__ = ("message", "reject")
+    __slots__ = ("message", "reject", "retry_after")
 
-    def __init__(self, reject: Reject, message: str | None = None) -> None:
+    def __init__(
+        self, reject: Reject, message: str | None = None, *, retry_after: int | None = None
+    ) -> None:
         if message is not None and reject is not Reject.MALFORMED_REQUEST:
             raise ValueError("only MALFORMED_REQUEST carries a specific message")
+        if retry_after is not None and (reject is not Reject.RATE_LIMITED or retry_after < 1):
+            raise ValueError("only RATE_LIMITED carries retry_after, of at least 1 second")
         self.reject = reject
         self.message = message or reject.spec.message
+        self.retry_after = retry_after
         super().__init__(self.message)
 
     @property

@@ -84,7 +84,7 @@ class EdgeGatewayServicer:
             return response
         elapsed = perf_counter() - started
         self._telemetry.rejected(EXECUTE_COMMAND, envelope, error, peer_ip, elapsed)
-        raise connect_error(error)
+        raise connect_error(error, ctx)
 
     async def subscribe_events(
         self, request: Any, ctx: RequestContext[Any, Any]

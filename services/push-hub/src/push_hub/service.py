@@ -104,7 +104,7 @@ class PushService:
                 envelope, peer_ip, expected_message_type=SUBSCRIBE_EVENTS_MESSAGE_TYPE
             )
         except EdgeError as exc:
-            raise self._reject(envelope, exc, peer_ip, started) from None
+            raise self._reject(envelope, exc, peer_ip, started, ctx) from None
         except Exception as exc:  # a bug, not a client error: no internals on the wire
             _log.error("open verification failed", extra={"error": type(exc).__name__})
             error = EdgeError(Reject.INTERNAL_ERROR)
@@ -176,10 +176,15 @@ class PushService:
         raise connect_error(EdgeError(reject))
 
     def _reject(
-        self, envelope: Envelope, error: EdgeError, peer_ip: str, started: float
+        self,
+        envelope: Envelope,
+        error: EdgeError,
+        peer_ip: str,
+        started: float,
+        ctx: RequestContext[Any, Any] | None = None,
     ) -> Exception:
         self._telemetry.rejected(SUBSCRIBE_EVENTS, envelope, error, peer_ip, _since(started))
-        return connect_error(error)
+        return connect_error(error, ctx)
 
 
 def _since(started: float) -> float:

@@ -18,6 +18,7 @@ Nothing here imports a transport, so Connect or gRPC-Web fronts reuse it as is.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -178,5 +179,6 @@ class VerificationPipeline:
     def _apply_rate_limits(self, envelope: Envelope, session: CachedSession, peer_ip: str) -> None:
         keys = (peer_ip, envelope.device_session_id, session.record.user_id, envelope.message_type)
         for (dimension, limit), value in zip(self._limits, keys, strict=True):
-            if self._limiter.acquire(f"authenticated_grpc/{dimension}={value}", limit) > 0:
-                raise EdgeError(Reject.RATE_LIMITED)
+            wait = self._limiter.acquire(f"authenticated_grpc/{dimension}={value}", limit)
+            if wait > 0:
+                raise EdgeError(Reject.RATE_LIMITED, retry_after=max(1, math.ceil(wait)))

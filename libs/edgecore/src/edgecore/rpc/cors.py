@@ -5,7 +5,8 @@ turns CORS off (no header is ever added). A preflight from an allowed origin
 gets 204 with the methods, request headers and max-age a Connect or gRPC-Web
 client needs; one from any other origin gets 403 and no CORS header, so the
 browser refuses the call. Responses to allowed origins expose the gRPC-Web
-status headers (a unary Connect error is in the body and needs none). No
+status headers (a unary Connect error is in the body and needs none) and
+``retry-after`` of a rate-limit reject. No
 credentials: requests are authenticated by their signatures, not cookies.
 """
 
@@ -36,6 +37,7 @@ EXPOSED_HEADERS: Final = (
     "grpc-status-details-bin",
     "connect-content-encoding",
     "content-encoding",
+    "retry-after",
 )
 ALLOWED_METHODS: Final = "POST, GET"
 MAX_AGE_SECONDS: Final = 7200

@@ -9,14 +9,23 @@ CANCELLED ``canceled``) and the message is the catalog's, verbatim.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
+from connectrpc.request import RequestContext
 
 from edgecore.errors import EdgeError, GrpcCode, Reject
 
-__all__ = ["CONNECT_CODES", "CatalogError", "connect_error", "reject_error"]
+__all__ = [
+    "CONNECT_CODES",
+    "RETRY_AFTER_HEADER",
+    "CatalogError",
+    "connect_error",
+    "reject_error",
+]
+
+RETRY_AFTER_HEADER: Final = "retry-after"
 
 CONNECT_CODES: Final[dict[GrpcCode, Code]] = {
     code: Code.CANCELED if code is GrpcCode.CANCELLED else Code[code.name]
@@ -33,8 +42,16 @@ class CatalogError(ConnectError):
     """
 
 
-def connect_error(error: EdgeError) -> CatalogError:
-    """The error that carries ``error``'s catalog code and message on every protocol."""
+def connect_error(error: EdgeError, ctx: RequestContext[Any, Any] | None = None) -> CatalogError:
+    """The error that carries ``error``'s catalog code and message on every protocol.
+
+    With the call's ``ctx``, a rate-limit reject also answers ``retry-after``
+    (whole seconds) in the response headers: connectrpc puts them in the HTTP
+    headers of a Connect error, and in the trailers-only status of gRPC and
+    gRPC-Web, so every protocol's client can read it.
+    """
+    if ctx is not None and error.retry_after is not None:
+        ctx.response_headers[RETRY_AFTER_HEADER] = str(error.retry_after)
     return CatalogError(CONNECT_CODES[error.grpc_code], error.message)
 
 
