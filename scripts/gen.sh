@@ -6,8 +6,11 @@
 #                                difference from what is committed (make gen-check)
 #
 # Generated: protobuf/gRPC stubs (buf generate + grpcio-tools), FlatBuffers
-# bindings and binary schemas (flatc), the signing test vectors and the backend
-# OpenAPI contract.
+# bindings and binary schemas (flatc), the signing test vectors, the backend
+# OpenAPI contract and the TypeScript SDK's generated code
+# (clients/typescript/src/gen, scripts/gen-ts.sh: protoc-gen-es from
+# clients/typescript/node_modules, so `make ts-deps` must have run; make gen
+# and make gen-check depend on it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -23,11 +26,12 @@ generate() {
     scripts/gen-fbs-reflection.sh "$out_root/libs/edgecore/src" >/dev/null
     python scripts/gen_signing_vectors.py "$out_root/contracts/signing-vectors-v1.json"
     python scripts/gen_backend_openapi.py "$out_root/contracts/backend.openapi.yaml"
+    scripts/gen-ts.sh "$out_root" >/dev/null
 }
 
 if [[ "${1:-}" != "--check" ]]; then
     generate .
-    echo "gen: regenerated protobuf stubs, FlatBuffers bindings and schemas, signing vectors, backend OpenAPI"
+    echo "gen: regenerated protobuf stubs, FlatBuffers bindings and schemas, signing vectors, backend OpenAPI, TypeScript SDK code"
     exit 0
 fi
 
@@ -36,7 +40,7 @@ trap 'rm -rf "$tmp"' EXIT
 generate "$tmp"
 status=0
 for path in libs/edgecore/src/galaxy libs/edgecore/src/edgecore/fbs libs/edgecore/src/edgecore/fbs_schema \
-    contracts/signing-vectors-v1.json contracts/backend.openapi.yaml; do
+    contracts/signing-vectors-v1.json contracts/backend.openapi.yaml clients/typescript/src/gen; do
     if ! diff -r -x __pycache__ "$tmp/$path" "$path" >"$tmp/diff.txt" 2>&1; then
         echo "gen-check: $path differs from what its sources generate:" >&2
         head -n 40 "$tmp/diff.txt" >&2
@@ -47,4 +51,4 @@ if [[ $status -ne 0 ]]; then
     echo "gen-check: FAILED; run 'make gen' and commit the result" >&2
     exit 1
 fi
-echo "gen-check: generated code matches its sources (proto/, schema/, scripts/gen_*.py)"
+echo "gen-check: generated code matches its sources (proto/, schema/, edgecore.catalog, scripts/gen*)"

@@ -953,6 +953,61 @@ class FlatBuffersJsonCodec:
             out[f.name] = label + ("?" if f.optional and f.kind < _K_STRING else "")
         return out
 
+    def describe(self) -> dict[str, Any]:
+        """Every loaded table and enum as plain, JSON-serialisable data (a fresh copy).
+
+        For codecs in other languages (``scripts/gen_ts_schema.py`` writes the
+        TypeScript SDK's descriptor from it). The result is
+        ``{"tables": {name: table}, "enums": {name: enum}}``, both keyed by fully
+        qualified name and sorted by it:
+
+        * a table is ``{"name": str, "fields": [field, ...]}`` with *every*
+          field, deprecated ones included, in field-id order;
+        * a field is ``{"name", "id", "type"}`` plus, only where they apply:
+          ``"element"`` (vectors), ``"enum"`` (qualified enum name, for an enum
+          scalar or a vector of them), ``"table"`` (qualified table name, for a
+          table or a vector of tables), ``"default"`` (every plain, non-optional
+          scalar: ``bool``, ``int`` or ``float``; an enum's default is its
+          integer value), and ``"optional"`` / ``"deprecated"`` / ``"required"``
+          (always ``True`` when present). ``name`` is as written in the ``.fbs``,
+          ``id`` is the field id (the vtable slot);
+        * ``type`` is a scalar name (``bool``, ``byte``, ``ubyte``, ``short``,
+          ``ushort``, ``int``, ``uint``, ``long``, ``ulong``, ``float``,
+          ``double``; an enum field has its underlying type), ``string``,
+          ``table`` or ``vector``; ``element`` is a scalar name, ``string`` or
+          ``table``;
+        * an enum is ``{"name": str, "type": scalar name, "values": {value
+          name: int}}`` with the values in declaration order.
+        """
+        tables: dict[str, Any] = {}
+        for name, plan in self._tables.items():
+            fields: list[dict[str, Any]] = []
+            for f in plan.by_name.values():  # every field, by id
+                out: dict[str, Any] = {"name": f.name, "id": f.slot, "type": _BT_NAMES[f.base]}
+                target = f.elem if f.elem is not None else f
+                if f.elem is not None:
+                    out["element"] = _BT_NAMES[f.elem.base]
+                if target.enum is not None:
+                    out["enum"] = target.enum.name
+                if target.table is not None:
+                    out["table"] = target.table.name
+                if f.kind < _K_STRING:  # the flag is set for every non-required offset too
+                    if f.optional:
+                        out["optional"] = True
+                    else:
+                        out["default"] = f.default
+                if f.deprecated:
+                    out["deprecated"] = True
+                if f.required:
+                    out["required"] = True
+                fields.append(out)
+            tables[name] = {"name": name, "fields": fields}
+        enums = {
+            name: {"name": name, "type": _BT_NAMES[enum.base], "values": dict(enum.by_name)}
+            for name, enum in self._enums.items()
+        }
+        return {"tables": tables, "enums": enums}
+
     def encode(self, table: str, data: Mapping[str, Any]) -> bytes:
         """Build a finished FlatBuffers buffer with root ``table`` from a JSON-like dict."""
         plan = self._plan(table)

@@ -1,0 +1,165 @@
+/**
+ * A SubscribeEvents stream that survives gateway restarts, rolling updates
+ * and network blips.
+ *
+ * Each (re)connect signs a fresh opening request (new request_id, current
+ * timestamp), so the replay protection never sees the same request twice.
+ * Waits between attempts are "full jitter" exponential backoff (uniform in
+ * [0, min(max, initial * 2^attempt)]), so clients cut off together by one
+ * push-hub shutting down do not come back in one wave; the attempt counter
+ * resets once a stream has delivered its verified bootstrap event.
+ */
+import { Code } from "@connectrpc/connect";
+
+import type { VerifiedEvent } from "./envelope.js";
+import {
+  GatewayError,
+  RateLimitedError,
+  SessionRevokedError,
+  UnknownSessionError,
+  VerificationError,
+} from "./errors.js";
+
+export type SubscriptionState = "connecting" | "open" | "reconnecting" | "closed";
+
+export interface StateDetail {
+  /** Attempts since the last stream that opened. */
+  readonly attempt: number;
+  /** The wait before the next attempt (state `reconnecting`). */
+  readonly delayMs?: number;
+  /** Why the previous stream ended (states `reconnecting` and `closed`). */
+  readonly error?: unknown;
+}
+
+export interface SubscriptionHandlers {
+  /** A verified event, the `gateway.server_time` bootstrap of every stream included. */
+  onEvent(event: VerifiedEvent): void | Promise<void>;
+  onStateChange?(state: SubscriptionState, detail: StateDetail): void;
+  /** What ended the subscription for good (it is `closed` afterwards). */
+  onError?(error: unknown): void;
+}
+
+export interface SubscriptionOptions {
+  /** First backoff ceiling (default 500 ms). */
+  readonly initialBackoffMs?: number;
+  /** Largest backoff ceiling (default 30 s). */
+  readonly maxBackoffMs?: number;
+  /** Uniform [0, 1) source for the jitter (tests pass a fixed one). */
+  readonly random?: () => number;
+  /** Aborting closes the subscription, like `close()`. */
+  readonly signal?: AbortSignal;
+}
+
+/** Errors a new stream cannot fix: the caller must log in again, or the gateway is not who we pinned. */
+export function isPermanent(error: unknown): boolean {
+  if (error instanceof SessionRevokedError || error instanceof UnknownSessionError) return true;
+  if (error instanceof VerificationError) return true;
+  if (error instanceof GatewayError) {
+    return [
+      Code.InvalidArgument,
+      Code.Unauthenticated,
+      Code.PermissionDenied,
+      Code.FailedPrecondition,
+      Code.Unimplemented,
+    ].includes(error.code);
+  }
+  return error instanceof HandlerError;
+}
+
+/** `onEvent` threw: the subscription stops rather than drop the event and go on. */
+export class HandlerError extends Error {
+  override name = "HandlerError";
+
+  constructor(override readonly cause: unknown) {
+    super(`onEvent failed: ${cause instanceof Error ? cause.message : String(cause)}`);
+  }
+}
+
+export class EventSubscription {
+  private current: SubscriptionState = "connecting";
+  private readonly abort = new AbortController();
+  /** Settles when the subscription has closed (never rejects). */
+  readonly done: Promise<void>;
+
+  constructor(
+    open: (signal: AbortSignal) => AsyncIterable<VerifiedEvent>,
+    private readonly handlers: SubscriptionHandlers,
+    private readonly options: SubscriptionOptions = {},
+  ) {
+    const outer = options.signal;
+    if (outer) {
+      if (outer.aborted) this.abort.abort();
+      else outer.addEventListener("abort", () => this.abort.abort(), { once: true });
+    }
+    this.done = this.run(open);
+  }
+
+  get state(): SubscriptionState {
+    return this.current;
+  }
+
+  /** Stops the stream and any pending reconnect. */
+  close(): void {
+    this.abort.abort();
+  }
+
+  private setState(state: SubscriptionState, detail: StateDetail): void {
+    this.current = state;
+    this.handlers.onStateChange?.(state, detail);
+  }
+
+  private async run(open: (signal: AbortSignal) => AsyncIterable<VerifiedEvent>): Promise<void> {
+    const signal = this.abort.signal;
+    const initial = this.options.initialBackoffMs ?? 500;
+    const max = this.options.maxBackoffMs ?? 30_000;
+    const random = this.options.random ?? Math.random;
+    let attempt = 0;
+    this.setState("connecting", { attempt });
+    while (!signal.aborted) {
+      let failure: unknown;
+      try {
+        for await (const event of open(signal)) {
+          if (this.current !== "open") {
+            attempt = 0;
+            this.setState("open", { attempt });
+          }
+          try {
+            await this.handlers.onEvent(event);
+          } catch (error) {
+            throw new HandlerError(error);
+          }
+        }
+      } catch (error) {
+        failure = error;
+      }
+      if (signal.aborted) break;
+      if (failure !== undefined && isPermanent(failure)) {
+        this.setState("closed", { attempt, error: failure });
+        this.handlers.onError?.(failure);
+        return;
+      }
+      const ceiling = Math.min(max, initial * 2 ** attempt);
+      let delayMs = Math.floor(random() * ceiling);
+      if (failure instanceof RateLimitedError && failure.retryAfterSeconds !== undefined) {
+        delayMs = Math.max(delayMs, failure.retryAfterSeconds * 1000);
+      }
+      attempt += 1;
+      this.setState("reconnecting", { attempt, delayMs, error: failure });
+      await sleep(delayMs, signal);
+    }
+    this.setState("closed", { attempt });
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
