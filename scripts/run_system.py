@@ -7,14 +7,31 @@ production entry points and environment variables. Fresh dev key material is
 written under .run/secrets (git-ignored). Ctrl-C stops everything; a port
 already taken or a process that dies stops everything too, names the culprit
 and exits non-zero.
+
+The browser console: when clients/typescript/dist/console/index.html exists
+(`make run` builds it with npm first), that folder is copied to
+<run dir>/console with a config.json naming this run's URLs and server key,
+public-rest serves it (--static-dir), and its origin is allowed to call
+edge-grpc and push-hub (CORS). Without it the system runs as before.
+
+    python scripts/run_system.py [--free-ports] [--run-dir DIR] [--console-dir DIR]
+
+Programs (tests/browser) parse `make run: console config <absolute path>`,
+printed once every service is up and only with a console, then read the URLs
+from that file; the banner below it names every URL for people.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import json
 import os
+import shutil
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from edgecore.testing.redis_server import EmbeddedRedisServer, RedisServer
@@ -25,57 +42,87 @@ CORS_VARIABLE = "GATEWAY_AUTHENTICATED_GRPC_CORS_ALLOWED_ORIGINS"
 # A web UI's dev server (Vite's default port) may call the authenticated ports.
 DEV_BROWSER_ORIGINS = "http://localhost:5173,http://127.0.0.1:5173"
 BROWSER_SERVICES = ("edge-grpc", "push-hub")
+CONSOLE_DIR = ROOT / "clients" / "typescript" / "dist" / "console"
 
 
 def say(message: str) -> None:
     print(f"make run: {message}", flush=True)
 
 
-def main() -> int:
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run_system.py", description="Run the whole system locally (make run)."
+    )
+    parser.add_argument(
+        "--free-ports",
+        action="store_true",
+        help="listen on free ports, not 8080/9090/9091/8090/9100-9102 (the banner says which)",
+    )
+    parser.add_argument(
+        "--run-dir",
+        metavar="DIR",
+        type=Path,
+        default=ROOT / ".run",
+        help="secrets, logs and the served console go here (default: .run)",
+    )
+    parser.add_argument(
+        "--console-dir",
+        metavar="DIR",
+        type=Path,
+        default=CONSOLE_DIR,
+        help="the built browser console to serve, if it has an index.html "
+        "(default: clients/typescript/dist/console)",
+    )
+    return parser
 
-    redis: RedisServer | None = None
+
+def free_ports(avoid: set[int]) -> SystemPorts:
+    """Seven distinct free ports, none of them in ``avoid`` (e.g. the embedded Redis)."""
+    while True:
+        ports = SystemPorts.free()
+        values = dataclasses.astuple(ports)
+        if len(set(values)) == len(values) and not avoid.intersection(values):
+            return ports
+
+
+def install_console(source: Path, target: Path, config: dict[str, str]) -> Path:
+    """Replace ``target`` with a copy of ``source`` plus ``config.json``; return its path."""
+    staging = target.with_name(target.name + ".new")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source, staging)
+    config_path = staging / "config.json"
+    config_path.write_text(json.dumps(config, indent=2) + "\n", "utf-8")
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target / "config.json"
+
+
+def start_redis() -> tuple[RedisServer | None, str, int, str] | None:
+    """The embedded valkey-server, or the one GATEWAY_REDIS_MASTER_ADDR names (None: bad env)."""
     external = os.environ.get("GATEWAY_REDIS_MASTER_ADDR", "")
     if external:
         host, _, port = external.rpartition(":")
         password = os.environ.get("GATEWAY_REDIS_PASSWORD", "")
         if not password:
             say("GATEWAY_REDIS_MASTER_ADDR is set but GATEWAY_REDIS_PASSWORD is not")
-            return 2
-        redis_host, redis_port = host or "127.0.0.1", int(port)
-        say(f"redis: using {redis_host}:{redis_port} (GATEWAY_REDIS_MASTER_ADDR)")
-    else:
-        redis = EmbeddedRedisServer()
-        redis.start()
-        redis_host, redis_port, password = redis.host, redis.port, redis.password
-        say(f"redis: embedded valkey-server on {redis_host}:{redis_port}")
+            return None
+        say(f"redis: using {host or '127.0.0.1'}:{port} (GATEWAY_REDIS_MASTER_ADDR)")
+        return None, host or "127.0.0.1", int(port), password
+    redis = EmbeddedRedisServer()
+    redis.start()
+    say(f"redis: embedded valkey-server on {redis.host}:{redis.port}")
+    return redis, redis.host, redis.port, redis.password
 
-    system = System(
-        run_dir=ROOT / ".run",
-        redis_host=redis_host,
-        redis_port=redis_port,
-        redis_password=password,
-        ports=SystemPorts(),
-        extra_env={service: {CORS_VARIABLE: DEV_BROWSER_ORIGINS} for service in BROWSER_SERVICES},
+
+def banner(system: System, origins: str, console_url: str | None) -> str:
+    ports = system.ports
+    console_line = (
+        f"\n  console          {console_url}   (served from {system.run_dir / 'console'}/)"
+        if console_url
+        else ""
     )
-    system.prepare()
-    code = 0
-    try:
-        for service in SERVICES:
-            try:
-                system.start_service(service)
-            except RuntimeError as exc:
-                say(f"{service} failed to start: {str(exc).splitlines()[0]}")
-                say(f"see {system.logs_dir / (service + '.log')}")
-                return 1
-            say(f"{service:<12} ready on 127.0.0.1:{system.ports.of(service)}")
-        ports = system.ports
-        say("all services are up")
-        print(
-            f"""
-  public REST      http://127.0.0.1:{ports.public_rest}
+    return f"""
+  public REST      http://127.0.0.1:{ports.public_rest}{console_line}
   ExecuteCommand   127.0.0.1:{ports.edge_grpc}      (edge-grpc)
   SubscribeEvents  127.0.0.1:{ports.push_hub}      (push-hub)
   admin /metrics   ports {ports.admin_public_rest}, {ports.admin_edge_grpc}, {ports.admin_push_hub}
@@ -88,7 +135,7 @@ def main() -> int:
   browsers (@connectrpc/connect-web, Connect or gRPC-Web; docs/protocols.md):
     ExecuteCommand   baseUrl http://127.0.0.1:{ports.edge_grpc}
     SubscribeEvents  baseUrl http://127.0.0.1:{ports.push_hub}
-    CORS origins     {DEV_BROWSER_ORIGINS}
+    CORS origins     {origins}
 
   in another terminal (README, "Try it"):
     export EDGECTL_PUBLIC_URL=http://127.0.0.1:{ports.public_rest}
@@ -98,19 +145,85 @@ def main() -> int:
     uv run edgectl --profile alice login alice@example.com --code {DEV_LOGIN_CODE}
 
   Ctrl-C stops everything.
-""",
-            flush=True,
+"""
+
+
+def run(system: System, stop: threading.Event, origins: str, console: Path | None) -> int:
+    """Start every service, print the banner, then wait for Ctrl-C or a dead process."""
+    public_url = f"http://127.0.0.1:{system.ports.public_rest}"
+    config_path: Path | None = None
+    if console is not None:
+        config_path = install_console(
+            console,
+            system.run_dir / "console",
+            {
+                "publicUrl": public_url,
+                "commandUrl": f"http://127.0.0.1:{system.ports.edge_grpc}",
+                "eventsUrl": f"http://127.0.0.1:{system.ports.push_hub}",
+                "serverPublicKey": system.server_public_key,
+                "devLoginCode": DEV_LOGIN_CODE,
+            },
         )
-        while not stop.wait(0.5):
-            dead = system.dead()
-            if dead:
-                for name in dead:
-                    process = system.processes[name]
-                    say(f"{name} exited with code {process.returncode}; see "
-                        f"{system.logs_dir / (name + '.log')}")  # fmt: skip
-                code = 1
-                break
-        return code
+    for service in SERVICES:
+        try:
+            system.start_service(service)
+        except RuntimeError as exc:
+            say(f"{service} failed to start: {str(exc).splitlines()[0]}")
+            say(f"see {system.logs_dir / (service + '.log')}")
+            return 1
+        say(f"{service:<12} ready on 127.0.0.1:{system.ports.of(service)}")
+    say("all services are up")
+    if config_path is not None:
+        say(f"console config {config_path}")
+    print(banner(system, origins, public_url + "/" if config_path else None), flush=True)
+    while not stop.wait(0.5):
+        dead = system.dead()
+        if dead:
+            for name in dead:
+                process = system.processes[name]
+                say(f"{name} exited with code {process.returncode}; see "
+                    f"{system.logs_dir / (name + '.log')}")  # fmt: skip
+            return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    run_dir: Path = args.run_dir.resolve()
+    console_source: Path = args.console_dir.resolve()
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+
+    started = start_redis()
+    if started is None:
+        return 2
+    redis, redis_host, redis_port, password = started
+
+    ports = free_ports(avoid={redis_port}) if args.free_ports else SystemPorts()
+    console: Path | None = console_source
+    origins = DEV_BROWSER_ORIGINS
+    extra_args: dict[str, list[str]] = {}
+    if (console_source / "index.html").is_file():
+        origins += f",http://127.0.0.1:{ports.public_rest},http://localhost:{ports.public_rest}"
+        extra_args["public-rest"] = ["--static-dir", str(run_dir / "console")]
+    else:
+        console = None
+        say(f"console: no {console_source / 'index.html'}; running without it "
+            "(`make run` builds it: npm --prefix clients/typescript run build)")  # fmt: skip
+
+    system = System(
+        run_dir=run_dir,
+        redis_host=redis_host,
+        redis_port=redis_port,
+        redis_password=password,
+        ports=ports,
+        extra_env={service: {CORS_VARIABLE: origins} for service in BROWSER_SERVICES},
+        extra_args=extra_args,
+    )
+    try:
+        system.prepare()
+        return run(system, stop, origins, console)
     finally:
         say("stopping...")
         system.stop()

@@ -2,9 +2,11 @@
 
 Redis (given, or started by the caller), the mock backend, then public-rest,
 edge-grpc and push-hub, each with its production entry point
-(``python -m <service>``) and the same environment variables production
-uses. Dev key material (the response-signer key and the internal HMAC
-secret) is generated fresh into ``<run_dir>/secrets`` with mode 0600.
+(``python -m <service>``, plus any extra arguments given per service, such as
+public-rest's ``--static-dir`` for the browser console) and the same
+environment variables production uses. Dev key material (the response-signer
+key and the internal HMAC secret) is generated fresh into
+``<run_dir>/secrets`` with mode 0600.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -64,6 +66,8 @@ class System:
     redis_password: str
     ports: SystemPorts = field(default_factory=SystemPorts)
     extra_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # Appended to ``python -m <module>`` of that service, e.g. {"public-rest": ["--static-dir", d]}.
+    extra_args: Mapping[str, Sequence[str]] = field(default_factory=dict)
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     server_public_key: str = ""
 
@@ -141,6 +145,7 @@ class System:
             self.env_for(service),
             log_path=self.logs_dir / f"{service}.log",
             port=port,
+            args=tuple(self.extra_args.get(service, ())),
         )
         self.processes[service] = process
         process.start(ready_timeout=ready_timeout)
