@@ -28,6 +28,8 @@ export {
   verifySignature,
   WebCryptoDeviceKey,
   type DeviceKey,
+  type VerifyEngine,
+  type VerifyOptions,
 } from "./keys.js";
 export * from "./messages.js";
 export * from "./signing.js";

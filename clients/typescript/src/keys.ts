@@ -119,25 +119,71 @@ export async function generateDeviceKey(): Promise<DeviceKey> {
   return (await hasWebCryptoEd25519()) ? WebCryptoDeviceKey.generate() : SeedDeviceKey.generate();
 }
 
+export type VerifyEngine = "webcrypto" | "noble";
+
+export interface VerifyOptions {
+  /** Force one implementation (tests); default: WebCrypto where it has Ed25519, else noble. */
+  readonly engine?: VerifyEngine;
+}
+
 /**
  * Whether `signature` is a valid Ed25519 signature of `message` by `publicKey`.
  *
- * RFC 8032 strict verification (`zip215: false`), like libsodium on the
- * gateway side; wrong lengths or a malformed key are `false`, never a throw.
+ * WebCrypto's Ed25519 where the runtime has it (about 7x faster than noble in
+ * Node 20: 260 against 1,860 µs per verification, bench/sdk.bench.mjs), else
+ * `@noble/ed25519` in RFC 8032 strict mode (`zip215: false`). The two may
+ * differ only on non-canonical encodings of a signature the key's holder made
+ * itself, never on whether someone without the key can forge one. Wrong
+ * lengths or a malformed key are `false`, never a throw.
  */
 export async function verifySignature(
   publicKey: Uint8Array,
   message: Uint8Array,
   signature: Uint8Array,
+  options: VerifyOptions = {},
 ): Promise<boolean> {
   if (publicKey.length !== ED25519_PUBLIC_KEY_SIZE || signature.length !== ED25519_SIGNATURE_SIZE) {
     return false;
+  }
+  if (options.engine !== "noble") {
+    const key = await importVerifyKey(publicKey);
+    if (key) {
+      try {
+        return await crypto.subtle.verify({ name: "Ed25519" }, key, signature as BufferSource, message as BufferSource);
+      } catch {
+        return false;
+      }
+    }
+    if (options.engine === "webcrypto") throw new Error("this runtime's WebCrypto has no Ed25519");
   }
   try {
     return await ed.verifyAsync(signature, message, publicKey, { zip215: false });
   } catch {
     return false;
   }
+}
+
+// A client verifies against one pinned server key: keep the few imported keys
+// instead of importing per message. Undefined: no WebCrypto Ed25519 here.
+const importedKeys = new Map<string, Promise<CryptoKey | undefined>>();
+const MAX_IMPORTED_KEYS = 8;
+
+function importVerifyKey(publicKey: Uint8Array): Promise<CryptoKey | undefined> {
+  const id = toBase64(publicKey);
+  let key = importedKeys.get(id);
+  if (!key) {
+    key = (async () => {
+      try {
+        if (!globalThis.crypto?.subtle) return undefined;
+        return await crypto.subtle.importKey("raw", publicKey as BufferSource, { name: "Ed25519" }, false, ["verify"]);
+      } catch {
+        return undefined;
+      }
+    })();
+    if (importedKeys.size >= MAX_IMPORTED_KEYS) importedKeys.delete(importedKeys.keys().next().value!);
+    importedKeys.set(id, key);
+  }
+  return key;
 }
 
 // SubjectPublicKeyInfo prefix of an Ed25519 key (RFC 8410): SEQUENCE { SEQUENCE { OID 1.3.101.112 }, BIT STRING }.

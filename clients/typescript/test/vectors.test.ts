@@ -135,6 +135,27 @@ describe("signing vectors", () => {
     await expect(verifyEvent({ ...wire, timestampMs: wire.timestampMs + 1n }, serverKey)).rejects.toBeInstanceOf(EventVerificationError);
   });
 
+  it.each(["webcrypto", "noble"] as const)("%s verification accepts every vector and refuses every flipped bit", async (engine) => {
+    const cases = [
+      ...vectors.requests.map((c) => [c, fromHex(vectors.client_key.public_key_hex)] as const),
+      ...[...vectors.responses, ...vectors.events].map((c) => [c, serverKey] as const),
+    ];
+    for (const [c, key] of cases) {
+      const input = fromHex(c.signing_input_hex);
+      const signature = fromHex(c.signature_hex);
+      expect(await verifySignature(key, input, signature, { engine })).toBe(true);
+      for (const bit of [0, 7, 255, 511]) {
+        const forged = Uint8Array.from(signature);
+        forged[bit >> 3]! ^= 1 << (bit & 7);
+        expect(await verifySignature(key, input, forged, { engine })).toBe(false);
+      }
+      const other = Uint8Array.from(input);
+      other[other.length - 1]! ^= 0x80;
+      expect(await verifySignature(key, other, signature, { engine })).toBe(false);
+    }
+    expect(await verifySignature(serverKey, new Uint8Array(1), new Uint8Array(63), { engine })).toBe(false);
+  });
+
   it("decodes the payloads Python encoded", () => {
     const byName = (list: Case[], name: string) => list.find((c) => c.name === name)!;
     expect(decodeResponse("user.account.get", fromHex(byName(vectors.responses, "ok").payload_hex))).toMatchObject({
