@@ -143,3 +143,20 @@ def test_connect_web_talks_to_both_ports_cross_origin(
         content_type = headers.get("content-type", "")
         allowed = ("application/connect+proto",) if streaming else ("application/proto",)
         assert content_type in allowed, headers
+
+
+def test_device_key_and_session_survive_a_reload(open_console: OpenConsole) -> None:
+    """The non-extractable WebCrypto key is kept in IndexedDB: after a reload the same
+    device session signs again, and the key is still WebCrypto (never exported)."""
+    console = open_console()
+    session_id = console.login(new_email("dora"))
+    key_kind = console.page.locator("#key-kind")
+    expect(key_kind).to_contain_text("WebCrypto, non-extractable")
+    public_key = key_kind.inner_text()
+
+    console.page.reload()
+    expect(console.login_state).to_have_attribute("data-state", "logged-in")
+    expect(console.page.locator("#session-id")).to_have_text(session_id)
+    expect(key_kind).to_have_text(public_key)
+    account = console.call_ok("user.account.get", {})
+    assert account["account"]["user_id"], account
