@@ -1210,3 +1210,28 @@ def test_packaged_bfbs_are_up_to_date(tmp_path: Path) -> None:
         assert generated.read_bytes() == packaged.joinpath(generated.name).read_bytes(), (
             f"{generated.name} is stale: run scripts/gen-fbs-reflection.sh libs/edgecore/src"
         )
+
+
+def test_describe_lists_every_table_and_field_as_plain_data() -> None:
+    codec = default_codec()
+    described = codec.describe()
+    json.dumps(described)  # plain data, nothing of the codec's internals
+    assert sorted(described["tables"]) == sorted(codec.tables)
+    for name, table in described["tables"].items():
+        live = [f["name"] for f in table["fields"] if not f.get("deprecated")]
+        assert live == list(codec.fields(name)), name
+        assert [f["id"] for f in table["fields"]] == sorted(f["id"] for f in table["fields"])
+    fields = {f["name"]: f for f in described["tables"]["lobby.GameCreateRequest"]["fields"]}
+    assert fields["name"] == {"name": "name", "id": 0, "type": "string"}
+    assert fields["visibility"]["enum"] == "lobby.GameVisibility"
+    assert fields["settings"] == {
+        "name": "settings",
+        "id": 4,
+        "type": "table",
+        "table": "lobby.GameSettings",
+    }
+    assert (
+        described["enums"]["lobby.GameVisibility"]["values"] == codec.enums["lobby.GameVisibility"]
+    )
+    described["tables"].clear()  # a fresh copy: the codec is unaffected
+    assert codec.describe()["tables"]
