@@ -172,12 +172,7 @@ async function main(): Promise<void> {
         li.dataset["eventType"] = event.eventType;
         li.dataset["verified"] = "true";
         const decoded = decodeEvent(event);
-        const body =
-          decoded.kind === "server_time"
-            ? { server_time_ms: Number(decoded.serverTimeMs) }
-            : decoded.kind === "notification"
-              ? decoded.body
-              : { payload_bytes: decoded.payload.length };
+        const body = decoded.kind === "unknown" ? { payload_bytes: decoded.payload.length } : decoded.body;
         li.innerHTML = `<span class="verified" title="signature verified">✔</span> <span class="type"></span> <span class="id"></span><br><span class="body"></span>`;
         li.querySelector(".type")!.textContent = event.eventType;
         li.querySelector(".id")!.textContent = `${event.eventId}${event.requestId ? ` (request ${event.requestId})` : ""}`;

@@ -93,9 +93,13 @@ export function encodeEvent<K extends NotificationKind>(kind: K, body: EventJson
   return encodeTable(EVENT_TABLES[kind], body);
 }
 
-/** A decoded event payload: the bootstrap's server time, a notification table, or raw bytes. */
+/**
+ * A decoded event payload, JSON-ready (64-bit integers as in the JSON mapping):
+ * the bootstrap's `gateway.ServerTimeEvent`, a notification table, or the raw
+ * bytes of a type this SDK does not know.
+ */
 export type DecodedEvent =
-  | { readonly kind: "server_time"; readonly serverTimeMs: bigint }
+  | { readonly kind: "server_time"; readonly type: string; readonly body: JsonObject }
   | { readonly kind: "notification"; readonly type: NotificationKind; readonly body: JsonObject }
   | { readonly kind: "unknown"; readonly type: string; readonly payload: Uint8Array };
 
@@ -106,7 +110,7 @@ export type DecodedEvent =
  */
 export function decodeEvent(event: VerifiedEvent): DecodedEvent {
   if (event.eventType === SERVER_TIME_EVENT_TYPE) {
-    return { kind: "server_time", serverTimeMs: decodeServerTime(event.payload) };
+    return { kind: "server_time", type: event.eventType, body: decodeTable("gateway.ServerTimeEvent", event.payload) };
   }
   if (isNotificationKind(event.eventType)) {
     return { kind: "notification", type: event.eventType, body: decodeTable(EVENT_TABLES[event.eventType], event.payload) };

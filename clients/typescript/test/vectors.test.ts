@@ -9,6 +9,7 @@ import {
   EventVerificationError,
   SeedDeviceKey,
   decodeErrorResponse,
+  decodeEvent,
   decodeResponse,
   decodeServerTime,
   eventSigningInput,
@@ -167,6 +168,12 @@ describe("signing vectors", () => {
     });
     const bootstrap = byName(vectors.events, "server_time_bootstrap");
     expect(decodeServerTime(fromHex(bootstrap.payload_hex))).toBe(BigInt(bootstrap.fields["timestamp_ms"]!));
+    const event = { eventType: "gateway.server_time", eventId: "e", timestampMs: 0n, payload: fromHex(bootstrap.payload_hex), requestId: "", traceId: "" };
+    expect(decodeEvent(event)).toEqual({
+      kind: "server_time",
+      type: "gateway.server_time",
+      body: { server_time_ms: Number(bootstrap.fields["timestamp_ms"]) },
+    });
   });
 
   it("encodes uvarints like Go's binary.PutUvarint", () => {
