@@ -184,7 +184,7 @@ class PushService:
         ctx: RequestContext[Any, Any] | None = None,
     ) -> Exception:
         self._telemetry.rejected(SUBSCRIBE_EVENTS, envelope, error, peer_ip, _since(started))
-        return connect_error(error, ctx)
+        return connect_error(error, ctx, stream=True)
 
 
 def _since(started: float) -> float:

@@ -42,16 +42,23 @@ class CatalogError(ConnectError):
     """
 
 
-def connect_error(error: EdgeError, ctx: RequestContext[Any, Any] | None = None) -> CatalogError:
+def connect_error(
+    error: EdgeError, ctx: RequestContext[Any, Any] | None = None, *, stream: bool = False
+) -> CatalogError:
     """The error that carries ``error``'s catalog code and message on every protocol.
 
     With the call's ``ctx``, a rate-limit reject also answers ``retry-after``
     (whole seconds) in the response headers: connectrpc puts them in the HTTP
     headers of a Connect error, and in the trailers-only status of gRPC and
-    gRPC-Web, so every protocol's client can read it.
+    gRPC-Web, so every protocol's client can read it. A server stream
+    (``stream=True``) sends its headers before its status, and grpcio does not
+    always report headers that arrive together with the trailers, so there the
+    value rides in the trailers too.
     """
     if ctx is not None and error.retry_after is not None:
         ctx.response_headers[RETRY_AFTER_HEADER] = str(error.retry_after)
+        if stream:
+            ctx.response_trailers[RETRY_AFTER_HEADER] = str(error.retry_after)
     return CatalogError(CONNECT_CODES[error.grpc_code], error.message)
 
 
