@@ -12,7 +12,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
+import grpc.aio
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from edgeclient.errors import GatewayError, PublicApiError
 from edgeclient.public_auth import PublicAuthClient
@@ -101,6 +104,65 @@ async def test_redis_outage_fails_closed_then_recovers_without_losing_events(
         event = await _next_event(stream)
         assert event.event_type == "lobby.application.submitted"
         await stream.aclose()
+
+
+# Long enough that the spec's uncapped backoff (250 ms doubling to 30 s) would have grown
+# past 8 s by the time Redis returns; the readers' cap keeps it at 1 s.
+OUTAGE_S = 15.0
+READER_CAP_S = 1.0  # GATEWAY_REDIS_STREAM_RECONNECT_MAX_BACKOFF's default
+HEALTH_INTERVAL_S = 1.0  # edge-grpc's (push-hub's is 0.5 s)
+READY_BOUND_S = 2.5 * (READER_CAP_S + HEALTH_INTERVAL_S)  # generous for a loaded machine
+
+
+async def _serving(address: str) -> bool:
+    async with grpc.aio.insecure_channel(address) as channel:
+        try:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=2
+            )
+        except grpc.aio.AioRpcError:
+            return False
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def _until(addresses: dict[str, str], serving: bool, timeout: float) -> dict[str, float]:
+    """Seconds until each service's health is ``serving``, polled every 100 ms."""
+    started = time.monotonic()
+    reached: dict[str, float] = {}
+    while len(reached) < len(addresses):
+        for name, address in addresses.items():
+            if name not in reached and await _serving(address) is serving:
+                reached[name] = time.monotonic() - started
+        assert time.monotonic() - started < timeout, (serving, reached)
+        await asyncio.sleep(0.1)
+    return reached
+
+
+async def test_readiness_returns_within_a_second_or_two_of_redis(
+    faults: Gateway, fault_system: System, fault_redis: RedisServer
+) -> None:
+    addresses = {
+        name: f"127.0.0.1:{fault_system.ports.of(name)}" for name in ("edge-grpc", "push-hub")
+    }
+    await _until(addresses, serving=True, timeout=60)
+    fault_redis.stop()
+    try:
+        await _until(addresses, serving=False, timeout=30)
+        await asyncio.sleep(OUTAGE_S)
+    finally:
+        fault_redis.start()
+    back = await _until(addresses, serving=True, timeout=60)
+    print(f"readiness after Redis returned (s): {back}")  # the figure docs/ quotes
+    assert max(back.values()) < READY_BOUND_S, back
+    # Leave the system whole for the next test: the mock backend's Redis too.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            await _eventually_ok(faults, await faults.login(name="after-outage"))
+            break
+        except PublicApiError:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.2)
 
 
 async def test_slow_backend_hits_the_timeouts(faults: Gateway) -> None:

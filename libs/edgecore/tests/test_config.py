@@ -246,6 +246,37 @@ def test_backoff_order_is_checked() -> None:
 
 
 @pytest.mark.parametrize(
+    ("env", "base", "cap"),
+    [
+        ({}, timedelta(milliseconds=250), timedelta(seconds=1)),
+        (
+            {"GATEWAY_REDIS_STREAM_RECONNECT_MAX_BACKOFF": "5s"},
+            timedelta(milliseconds=250),
+            timedelta(seconds=5),
+        ),
+        (
+            {
+                "GATEWAY_REDIS_STREAM_RECONNECT_MAX_BACKOFF": "5s",
+                "GATEWAY_BACKEND_PUSH_RECONNECT_MAX_BACKOFF": "2s",
+            },
+            timedelta(milliseconds=250),
+            timedelta(seconds=2),
+        ),
+        (
+            {"GATEWAY_REDIS_STREAM_RECONNECT_MAX_BACKOFF": "100ms"},
+            timedelta(milliseconds=100),
+            timedelta(milliseconds=100),
+        ),
+    ],
+)
+def test_stream_readers_back_off_at_most_the_redis_cap(
+    env: dict[str, str], base: timedelta, cap: timedelta
+) -> None:
+    events = load_settings(PushHubSettings, {**REQUIRED, **env}).events
+    assert (events.reader_base_backoff, events.reader_max_backoff) == (base, cap)
+
+
+@pytest.mark.parametrize(
     ("name", "problem"),
     [
         (

@@ -8,12 +8,15 @@ import time
 import grpc
 import pytest
 
+from edgecore.streams import ClientEvent, encode_client_event
+
 pytestmark = pytest.mark.integration
 
 # A client that stops reading: no BDP probing, so its HTTP/2 window stays at 64 KiB and
 # the server's writes block after a few large events instead of after megabytes.
 STALLED_CHANNEL = {"grpc.http2.bdp_probe": 0}
 BIG = 48 * 1024
+CLIENT_STREAM = "gateway:client_events"  # the default the harness's hubs read
 
 
 async def test_overflow_closes_only_the_stalled_stream(hub_harness, unique):
@@ -150,3 +153,28 @@ async def test_two_replicas_each_deliver_to_their_own_clients(hub_harness, uniqu
     # Each replica signed for its own stream only: one delivery per event per replica.
     assert first.metric("gateway_push_deliveries_total") == 5
     assert second.metric("gateway_push_deliveries_total") == 6
+
+
+async def test_a_backlog_in_one_batch_reaches_a_reading_client_whole(hub_harness, unique):
+    """What piles up while a reader waits for Redis comes back as one XREAD batch: it is
+    paced to a reading stream, never dumped into its 64-event queue (which overflowed)."""
+    hub = hub_harness.start_hub()
+    device = hub_harness.device(unique, "reader")
+    await hub_harness.add_sessions(device)
+    stream = await hub_harness.open(hub, device)
+
+    count = 300
+    async with hub_harness.redis.pipeline(transaction=True) as pipe:  # one MULTI: one batch
+        for index in range(count):
+            event = ClientEvent(
+                user_id=device.user_id,
+                event_type="lobby.invite.received",
+                event_id=f"ev-{index}",
+                payload=b"backlog",
+            )
+            pipe.xadd(CLIENT_STREAM, encode_client_event(event))  # type: ignore[arg-type]
+        await pipe.execute()
+
+    events = await stream.read_n(count, timeout=60)
+    assert [e.event_id for e in events] == [f"ev-{i}" for i in range(count)]
+    assert hub.metric("gateway_push_stream_closures_total", reason="overflow") == 0

@@ -155,3 +155,51 @@ def test_metrics_families_are_exposed_with_zeros() -> None:
         in text
     )
     assert stream.closed
+
+
+async def _feed(handler: ClientEventsHandler, count: int, **overrides: object) -> None:
+    """What StreamTailer does with one XREAD batch: call the handler, await what it returns."""
+    for n in range(count):
+        outcome = handler(f"{n + 1}-0", fields(event_id=f"ev-{n}", **overrides))
+        if outcome is not None:
+            await outcome
+
+
+async def test_a_backlog_is_paced_to_a_reading_stream_instead_of_overflowing_it() -> None:
+    import asyncio  # noqa: PLC0415 - only these tests need a loop
+
+    hub = PushHub(queue_capacity=8)
+    stream = hub.open_stream("ann", "s1")
+    received: list[bytes] = []
+
+    async def read() -> None:
+        while (item := await stream.next()) is not None:
+            received.append(item)
+            await asyncio.sleep(0)  # a reader slower than the producer, but reading
+
+    reader = asyncio.create_task(read())
+    handler = ClientEventsHandler(hub, CountingSigner(), on_drop=lambda *_: None)
+    await _feed(handler, 100)  # twelve queues' worth, in one batch
+    while stream.queued:
+        await asyncio.sleep(0)
+    assert len(received) == 100
+    assert stream.closure is None
+    hub.close()
+    await reader
+
+
+async def test_a_stream_that_does_not_read_still_overflows_after_the_grace() -> None:
+    from datetime import timedelta  # noqa: PLC0415
+
+    from push_hub.hub import Closure  # noqa: PLC0415
+
+    hub = PushHub(queue_capacity=4)
+    stuck = hub.open_stream("ann", "s1")
+    other = hub.open_stream("bob", "s2")
+    handler = ClientEventsHandler(
+        hub, CountingSigner(), on_drop=lambda *_: None, overflow_grace=timedelta(milliseconds=20)
+    )
+    await _feed(handler, 5)  # the fifth finds the queue full, waits 20 ms, overflows
+    assert stuck.closure is Closure.OVERFLOW
+    await _feed(handler, 3, user_id="bob")
+    assert (other.closure, other.queued) == (None, 3)

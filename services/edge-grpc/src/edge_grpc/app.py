@@ -222,8 +222,8 @@ class EdgeGrpcApp:
             stream_redis,
             settings.events.session_events_stream,
             SessionEventsHandler(self.session_cache, on_drop=_count_drop(drops)),
-            base_backoff=settings.events.reconnect_base_backoff,
-            max_backoff=settings.events.reconnect_max_backoff,
+            base_backoff=settings.events.reader_base_backoff,
+            max_backoff=settings.events.reader_max_backoff,
             block_ms=int(_STREAM_BLOCK.total_seconds() * 1000),
         )
         tasks.append(asyncio.create_task(self._tailer.run(), name="session-events"))
@@ -289,8 +289,8 @@ class EdgeGrpcApp:
             stream_client=self._stream_redis,
             stream=settings.routes.events_stream,
             resync_interval=settings.routes.resync_interval,
-            base_backoff=settings.events.reconnect_base_backoff,
-            max_backoff=settings.events.reconnect_max_backoff,
+            base_backoff=settings.events.reader_base_backoff,
+            max_backoff=settings.events.reader_max_backoff,
             on_applied=applied,
             on_refused=lambda reason: refused.labels(reason).inc(),
         )

@@ -194,8 +194,8 @@ class PushHubApp:
                 self._stream_redis,
                 stream,
                 handler,  # type: ignore[arg-type]
-                base_backoff=events.reconnect_base_backoff,
-                max_backoff=events.reconnect_max_backoff,
+                base_backoff=events.reader_base_backoff,
+                max_backoff=events.reader_max_backoff,
                 block_ms=int(_BLOCK.total_seconds() * 1000),
                 on_reconnect=metrics.stream_reconnects.labels(label).inc,
             )

@@ -6,14 +6,21 @@
   event, however many streams receive it.
 * ``ClientEventsHandler`` is the ``StreamTailer`` handler of the client-events
   stream: decode, drop-and-count malformed entries, skip events nobody is
-  subscribed for, sign once, fan out.
+  subscribed for, sign once, fan out. It paces itself on a backlog: when a
+  target stream's queue is full it waits, up to ``OVERFLOW_GRACE``, for that
+  stream to drain (a backlog read after a Redis outage arrives as one XREAD
+  batch; delivered at once it would overflow healthy, reading clients). A
+  stream still full after the grace is a client that does not read, and
+  overflows as the specification says.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
 from typing import Final
 
 from edgecore.catalog import SERVER_TIME_EVENT_TYPE
@@ -22,10 +29,11 @@ from edgecore.pipeline import wall_clock_ms
 from edgecore.signing import Signer, event_signing_input
 from edgecore.streams import MalformedEntry, decode_client_event
 from galaxy.gateway.v1 import edge_gateway_pb2 as pb
-from push_hub.hub import PushHub
+from push_hub.hub import PushHub, PushStream
 
 __all__ = [
     "CLIENT_EVENTS",
+    "OVERFLOW_GRACE",
     "SESSION_EVENTS",
     "ClientEventsHandler",
     "EventSigner",
@@ -35,6 +43,9 @@ _log = logging.getLogger("push_hub.events")
 
 CLIENT_EVENTS: Final = "client_events"
 SESSION_EVENTS: Final = "session_events"
+# A reading client drains a full queue (64 events) in milliseconds: the server
+# writes into its HTTP/2 window (256 KiB), not at the client's reading pace.
+OVERFLOW_GRACE: Final = timedelta(milliseconds=500)
 
 
 class EventSigner:
@@ -106,13 +117,15 @@ class ClientEventsHandler:
         *,
         on_drop: Callable[[str, str], None],
         on_delivered: Callable[[int], None] | None = None,
+        overflow_grace: timedelta = OVERFLOW_GRACE,
     ) -> None:
         self._hub = hub
         self._signer = signer
         self._on_drop = on_drop
         self._on_delivered = on_delivered
+        self._grace = overflow_grace.total_seconds()
 
-    def __call__(self, entry_id: str, fields: Mapping[bytes, bytes]) -> None:
+    def __call__(self, entry_id: str, fields: Mapping[bytes, bytes]) -> Awaitable[None] | None:
         decoded = decode_client_event(entry_id, fields)
         if isinstance(decoded, MalformedEntry):
             _log.warning(
@@ -120,10 +133,10 @@ class ClientEventsHandler:
                 extra={"entry_id": entry_id, "reason": decoded.reason, "stream": CLIENT_EVENTS},
             )
             self._on_drop(CLIENT_EVENTS, decoded.reason)
-            return
+            return None
         hub = self._hub
         if not hub.has_recipients(decoded.user_id, decoded.device_session_id):
-            return  # nobody to sign for on this replica
+            return None  # nobody to sign for on this replica
         data = self._signer.sign(
             event_type=decoded.event_type,
             event_id=decoded.event_id,
@@ -131,6 +144,25 @@ class ClientEventsHandler:
             request_id=decoded.request_id or "",
             trace_id=decoded.trace_id or "",
         )
-        delivered = hub.deliver(data, decoded.user_id, decoded.device_session_id)
+        user_id, device_session_id = decoded.user_id, decoded.device_session_id
+        full = hub.full_targets(user_id, device_session_id)
+        if full:
+            return self._deliver_when_drained(data, user_id, device_session_id, full)
+        self._deliver(data, user_id, device_session_id)
+        return None
+
+    def _deliver(self, data: bytes, user_id: str, device_session_id: str | None) -> None:
+        delivered = self._hub.deliver(data, user_id, device_session_id)
         if self._on_delivered is not None:
             self._on_delivered(delivered)
+
+    async def _deliver_when_drained(
+        self, data: bytes, user_id: str, device_session_id: str | None, full: list[PushStream]
+    ) -> None:
+        waits = [asyncio.ensure_future(stream.room()) for stream in full]
+        try:
+            await asyncio.wait(waits, timeout=self._grace)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        self._deliver(data, user_id, device_session_id)

@@ -4,7 +4,9 @@ Pure logic, no I/O. Every stream is bound to one verified ``user_id`` and
 ``device_session_id`` and owns one bounded in-memory queue. Fan-out only ever
 *enqueues* (never awaits a reader): a stream whose queue is full is closed
 with RESOURCE_EXHAUSTED "push stream overflowed" and every other stream is
-untouched. A stream ends exactly once, with one ``Closure`` reason, and the
+untouched. A producer that would rather pace itself than overflow a stream
+that is draining (a backlog after a Redis outage) asks ``full_targets`` first
+and awaits ``PushStream.room``. A stream ends exactly once, with one ``Closure`` reason, and the
 hub reports each ending once (``on_closed``) so metrics cannot double count.
 
 Queue items are opaque to the hub: push-hub enqueues the already signed and
@@ -62,6 +64,7 @@ class PushStream:
     __slots__ = (
         "_items",
         "_loop",
+        "_room_waiter",
         "_waiter",
         "capacity",
         "closure",
@@ -76,6 +79,7 @@ class PushStream:
         self.closure: Closure | None = None
         self._items: deque[bytes] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        self._room_waiter: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
@@ -91,6 +95,10 @@ class PushStream:
     @property
     def queued(self) -> int:
         return len(self._items)
+
+    @property
+    def full(self) -> bool:
+        return len(self._items) >= self.capacity
 
     def _offer(self, item: bytes) -> bool:
         """Enqueue without waiting; False when the queue is full (the caller closes us)."""
@@ -113,18 +121,41 @@ class PushStream:
             self._waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+        self._made_room()
+
+    def _take(self) -> bytes:
+        item = self._items.popleft()
+        if self._room_waiter is not None:
+            self._made_room()
+        return item
+
+    def _made_room(self) -> None:
+        waiter = self._room_waiter
+        if waiter is not None:
+            self._room_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def room(self) -> None:
+        """Wait until the queue has room for one more item, or the stream has ended."""
+        while self.closure is None and self.full:
+            if self._room_waiter is None or self._room_waiter.done():
+                if self._loop is None:
+                    self._loop = asyncio.get_running_loop()
+                self._room_waiter = self._loop.create_future()
+            await asyncio.shield(self._room_waiter)
 
     def next_nowait(self) -> bytes | None:
         """The next queued item, or None when the queue is empty or the stream ended."""
         if self.closure is None and self._items:
-            return self._items.popleft()
+            return self._take()
         return None
 
     async def next(self) -> bytes | None:
         """Wait for the next item; None once the stream has ended."""
         while self.closure is None:
             if self._items:
-                return self._items.popleft()
+                return self._take()
             if self._loop is None:
                 self._loop = asyncio.get_running_loop()
             waiter = self._loop.create_future()
@@ -203,6 +234,16 @@ class PushHub:
         if device_session_id is None:
             return user_id in self._by_user
         return any(s.user_id == user_id for s in self._by_session.get(device_session_id, ()))
+
+    def full_targets(self, user_id: str, device_session_id: str | None) -> list[PushStream]:
+        """The streams an event with this target would overflow if delivered now."""
+        if device_session_id is None:
+            targets: Iterable[PushStream] = self._by_user.get(user_id, ())
+        else:
+            targets = (
+                s for s in self._by_session.get(device_session_id, ()) if s.user_id == user_id
+            )
+        return [s for s in targets if s.full]
 
     def deliver(self, item: bytes, user_id: str, device_session_id: str | None = None) -> int:
         """Enqueue ``item`` on every targeted stream; returns how many streams got it.

@@ -306,6 +306,21 @@ class EventStreamSettings(Section):
     reconnect_max_backoff: PositiveDuration = Field(
         duration("30s"), alias="GATEWAY_BACKEND_PUSH_RECONNECT_MAX_BACKOFF"
     )
+    # Added: the spec's 30 s suits a remote backend stream; a Redis reader that
+    # waits that long after Redis is back loses the events published meanwhile
+    # to a burst (and its replica's readiness), so readers are capped by this.
+    stream_reconnect_max_backoff: PositiveDuration = Field(
+        duration("1s"), alias="GATEWAY_REDIS_STREAM_RECONNECT_MAX_BACKOFF"
+    )
+
+    @property
+    def reader_max_backoff(self) -> timedelta:
+        """The longest wait of a Redis stream reader between two reconnect attempts."""
+        return min(self.reconnect_max_backoff, self.stream_reconnect_max_backoff)
+
+    @property
+    def reader_base_backoff(self) -> timedelta:
+        return min(self.reconnect_base_backoff, self.reader_max_backoff)
 
     @model_validator(mode="after")
     def _backoff_order(self) -> EventStreamSettings:
