@@ -39,9 +39,15 @@ from edgecore.testing.system import DEV_LOGIN_CODE, SERVICES, System, SystemPort
 
 ROOT = Path(__file__).resolve().parents[1]
 CORS_VARIABLE = "GATEWAY_AUTHENTICATED_GRPC_CORS_ALLOWED_ORIGINS"
+# push-hub's one message class is SubscribeEvents opens: the chart's storm-sized budget
+# (config.authenticatedAntiAbuse.pushHubMessageClass, docs/push-hub.md), not the spec's 60/min.
+PUSH_HUB_OPENS = {
+    "GATEWAY_AUTHENTICATED_GRPC_ANTI_ABUSE_MESSAGE_CLASS_RATE_LIMIT_REQUESTS": "12000",
+    "GATEWAY_AUTHENTICATED_GRPC_ANTI_ABUSE_MESSAGE_CLASS_RATE_LIMIT_WINDOW": "1m",
+    "GATEWAY_AUTHENTICATED_GRPC_ANTI_ABUSE_MESSAGE_CLASS_RATE_LIMIT_BURST": "2000",
+}
 # A web UI's dev server (Vite's default port) may call the authenticated ports.
 DEV_BROWSER_ORIGINS = "http://localhost:5173,http://127.0.0.1:5173"
-BROWSER_SERVICES = ("edge-grpc", "push-hub")
 CONSOLE_DIR = ROOT / "clients" / "typescript" / "dist" / "console"
 
 
@@ -218,7 +224,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         redis_port=redis_port,
         redis_password=password,
         ports=ports,
-        extra_env={service: {CORS_VARIABLE: origins} for service in BROWSER_SERVICES},
+        extra_env={
+            "edge-grpc": {CORS_VARIABLE: origins},
+            "push-hub": {CORS_VARIABLE: origins, **PUSH_HUB_OPENS},
+        },
         extra_args=extra_args,
     )
     try:

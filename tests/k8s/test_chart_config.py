@@ -218,6 +218,24 @@ def test_cors_origins_reach_edge_grpc_and_push_hub(render_chart: Render) -> None
     assert load_settings(EdgeGrpcSettings, container.env).grpc.cors_allowed_origins == ()
 
 
+def test_push_hub_admits_a_reconnect_storm_and_edge_grpc_keeps_the_spec_budget(
+    render_chart: Render,
+) -> None:
+    def message_class(docs: list[dict[str, object]], component: str) -> tuple[int, timedelta, int]:
+        container = resolve(deployment_of(docs, component), docs, Secrets(default=b"x"))
+        settings = load_settings(
+            PushHubSettings if component == "push-hub" else EdgeGrpcSettings, container.env
+        )
+        policy = settings.anti_abuse.policy("message_class")
+        return policy.requests, policy.window, policy.burst
+
+    docs = render_chart()
+    assert message_class(docs, "push-hub") == (12000, timedelta(minutes=1), 2000)
+    assert message_class(docs, "edge-grpc") == (60, timedelta(minutes=1), 20)
+    inherited = render_chart(set_json={"config.authenticatedAntiAbuse.pushHubMessageClass": None})
+    assert message_class(inherited, "push-hub") == (60, timedelta(minutes=1), 20)
+
+
 def test_without_the_operator_edge_grpc_reads_no_route_table(render_chart: Render) -> None:
     docs = render_chart(set_json={"operator.enabled": False})
     assert not [d for d in docs if d["metadata"].get("labels", {}).get(
