@@ -387,6 +387,50 @@ async def test_stream_revoked_is_one_line_exit_1(world: World) -> None:
     assert len(run.stdout.splitlines()) == 1  # the bootstrap was printed first
 
 
+async def _opened(world: World, count: int, seconds: float = 30.0) -> None:
+    """Wait until the gateway has accepted ``count`` SubscribeEvents opens in all."""
+    async with asyncio.timeout(seconds):
+        while len(world.gateway.received) < count or world.gateway.active_streams < 1:
+            await asyncio.sleep(0.02)
+
+
+async def test_events_reopen_after_a_draining_gateway_and_end_on_revocation(
+    world: World,
+) -> None:
+    world.seed_profile()
+    process = asyncio.create_task(world.edgectl("events"))
+    await _opened(world, 1)
+    await world.gateway.close_streams(grpc.StatusCode.UNAVAILABLE, "gateway is shutting down")
+    await _opened(world, 2)  # a second, freshly signed open
+    await world.gateway.close_streams(
+        grpc.StatusCode.FAILED_PRECONDITION, "device session is revoked"
+    )
+    run = await process
+    assert run.status == 1, run
+    notes = run.stderr.splitlines()
+    assert len(notes) == 2, run.stderr
+    assert notes[0].startswith(
+        "edgectl: events: gateway error UNAVAILABLE: gateway is shutting down; reconnecting in "
+    )
+    assert notes[1] == "edgectl: gateway error FAILED_PRECONDITION: device session is revoked"
+    opens = world.gateway.received
+    assert len({o.request_id for o in opens}) == 2
+    bootstraps = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [b["event_id"] for b in bootstraps] == [o.request_id for o in opens]
+
+
+async def test_events_no_reconnect_ends_with_the_stream(world: World) -> None:
+    world.seed_profile()
+    process = asyncio.create_task(world.edgectl("events", "--no-reconnect"))
+    await _opened(world, 1)
+    await world.gateway.close_streams(grpc.StatusCode.UNAVAILABLE, "gateway is shutting down")
+    run = await process
+    assert run.assert_one_line_error(1) == (
+        "edgectl: gateway error UNAVAILABLE: gateway is shutting down"
+    )
+    assert len(world.gateway.received) == 1
+
+
 async def test_interrupting_events_is_one_line_exit_130(world: World) -> None:
     world.seed_profile()
     process = await asyncio.create_subprocess_exec(

@@ -472,3 +472,28 @@ async def test_public_api_unreachable() -> None:
             await auth.send_email_code("ann@example.com")
     assert caught.value.status == 0
     assert caught.value.code in {"unreachable", "timeout"}
+
+
+def test_a_rate_limit_reports_its_retry_after_and_is_worth_retrying() -> None:
+    import grpc.aio  # noqa: PLC0415
+
+    from edgeclient.client import _gateway_error  # noqa: PLC0415
+
+    def reject(code: grpc.StatusCode, details: str, trailing: tuple[tuple[str, str], ...]) -> Any:
+        return _gateway_error(
+            grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(*trailing), details)
+        )
+
+    limited = reject(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "authenticated request rate limit exceeded",
+        (("retry-after", "7"),),
+    )
+    assert limited.retry_after == 7
+    assert str(limited) == (
+        "gateway error RESOURCE_EXHAUSTED: authenticated request rate limit exceeded (retry in 7 s)"
+    )
+    assert not limited.permanent
+    revoked = reject(grpc.StatusCode.FAILED_PRECONDITION, "device session is revoked", ())
+    assert (revoked.retry_after, revoked.permanent) == (None, True)
+    assert not reject(grpc.StatusCode.UNAVAILABLE, "gateway is shutting down", ()).permanent

@@ -17,13 +17,14 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncGenerator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
-from edgeclient.client import DEFAULT_TIMEOUT, EdgeClient, parse_target
+from edgeclient.client import DEFAULT_TIMEOUT, EdgeClient, Reconnect, parse_target
+from edgeclient.envelope import VerifiedEvent
 from edgeclient.errors import (
     EdgeClientError,
     ProfileError,
@@ -128,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     events.add_argument(
         "--count", type=int, help="stop after N events (the bootstrap counts); default: follow"
+    )
+    events.add_argument(
+        "--no-reconnect",
+        action="store_true",
+        help="end when the stream ends, instead of reopening it with backoff",
     )
 
     sessions = commands.add_parser(
@@ -325,11 +331,26 @@ async def cmd_events(args: argparse.Namespace, ctx: Context) -> int:
     if args.count is not None and args.count < 1:
         raise UsageError("--count must be at least 1")
     profile = _effective_profile(ctx)
+
+    def reconnecting(step: Reconnect) -> None:
+        why = str(step.cause) if step.cause is not None else "the gateway ended the stream"
+        print(
+            f"{PROG}: events: {why}; reconnecting in {step.delay:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    async with EdgeClient.from_profile(profile, timeout=ctx.timeout) as client:
+        events = (
+            client.subscribe() if args.no_reconnect else client.follow(on_reconnect=reconnecting)
+        )
+        await _print_events(events, args.count)
+    return 0
+
+
+async def _print_events(events: AsyncGenerator[VerifiedEvent, None], count: int | None) -> None:
     seen = 0
-    async with (
-        EdgeClient.from_profile(profile, timeout=ctx.timeout) as client,
-        contextlib.aclosing(client.subscribe()) as stream,
-    ):
+    async with contextlib.aclosing(events) as stream:
         async for event in stream:
             line: dict[str, Any] = {
                 "event_type": event.event_type,
@@ -343,9 +364,8 @@ async def cmd_events(args: argparse.Namespace, ctx: Context) -> int:
             line["payload"] = decode_event(event)
             _print_json(line, indent=None)
             seen += 1
-            if args.count is not None and seen >= args.count:
+            if count is not None and seen >= count:
                 break
-    return 0
 
 
 def _ms(value: Any) -> str:

@@ -7,8 +7,12 @@ ever returned as data.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import random as _random
 import uuid
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
@@ -34,10 +38,12 @@ if TYPE_CHECKING:
     from edgeclient.keys import DeviceKey
     from edgeclient.profile import Profile
 
-__all__ = ["DEFAULT_TIMEOUT", "EdgeClient", "parse_target"]
+__all__ = ["DEFAULT_TIMEOUT", "EdgeClient", "Reconnect", "parse_target"]
 
 DEFAULT_TIMEOUT: Final = 10.0
 """Deadline of one ExecuteCommand call, in seconds."""
+FOLLOW_BASE_BACKOFF: Final = 0.5
+FOLLOW_MAX_BACKOFF: Final = 30.0
 
 _USER_AGENT: Final = "edgeclient/0.1"
 
@@ -70,7 +76,24 @@ def parse_target(address: str) -> tuple[str, bool]:
 def _gateway_error(exc: grpc.aio.AioRpcError) -> GatewayError:
     code = exc.code()
     name = code.name if isinstance(code, grpc.StatusCode) else str(code)
-    return GatewayError(name, str(exc.details() or ""))
+    return GatewayError(name, str(exc.details() or ""), _retry_after(exc))
+
+
+def _retry_after(exc: grpc.aio.AioRpcError) -> int | None:
+    """``retry-after`` whole seconds, which the gateway sends with a rate-limit reject."""
+    for key, value in (*(exc.trailing_metadata() or ()), *(exc.initial_metadata() or ())):
+        if key == "retry-after" and isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnect:
+    """Why and when ``follow`` opens the next stream (for a status line or a metric)."""
+
+    attempt: int
+    delay: float
+    cause: GatewayError | None  # None: the gateway ended the stream without a status
 
 
 class EdgeClient:
@@ -247,6 +270,47 @@ class EdgeClient:
             raise EventVerificationError(
                 "stream closed before the gateway.server_time bootstrap event"
             )
+
+    async def follow(
+        self,
+        *,
+        on_reconnect: Callable[[Reconnect], None] | None = None,
+        base_backoff: float = FOLLOW_BASE_BACKOFF,
+        max_backoff: float = FOLLOW_MAX_BACKOFF,
+        random: Callable[[], float] = _random.random,
+    ) -> AsyncGenerator[VerifiedEvent, None]:
+        """:meth:`subscribe`, reopened whenever the gateway ends the stream for a reason a
+        new stream can fix (UNAVAILABLE "gateway is shutting down" during a rolling
+        update, RESOURCE_EXHAUSTED "push stream overflowed", a network error, a plain
+        end), each time with a freshly signed request.
+
+        Waits between attempts are full-jitter exponential backoff (uniform below
+        ``min(max_backoff, base_backoff * 2**attempt)``, at least the ``retry-after``
+        of a rate limit), reset once a stream delivered its bootstrap, so clients cut
+        off together do not come back in one wave. A permanent status (a revoked or
+        unknown session, a bad signature, ...; :attr:`GatewayError.permanent`) and any
+        verification failure end it by raising. Every stream starts at "now": events
+        published while no stream was open are not replayed (docs/event-streams.md).
+        """
+        attempt = 0
+        while True:
+            cause: GatewayError | None = None
+            try:
+                async with contextlib.aclosing(self.subscribe()) as stream:
+                    async for event in stream:
+                        attempt = 0
+                        yield event
+            except GatewayError as exc:
+                if exc.permanent:
+                    raise
+                cause = exc
+            delay = random() * min(max_backoff, base_backoff * 2**attempt)
+            if cause is not None and cause.retry_after is not None:
+                delay = max(delay, float(cause.retry_after))
+            attempt += 1
+            if on_reconnect is not None:
+                on_reconnect(Reconnect(attempt, delay, cause))
+            await asyncio.sleep(delay)
 
     async def call_json(
         self,

@@ -53,10 +53,31 @@ class GatewayError(EdgeClientError):
     ``device session is revoked``.
     """
 
-    def __init__(self, code_name: str, message: str) -> None:
+    def __init__(self, code_name: str, message: str, retry_after: int | None = None) -> None:
         self.code_name = code_name
         self.message = _one_line(message)
-        super().__init__(f"gateway error {code_name}: {self.message}")
+        self.retry_after = retry_after
+        wait = f" (retry in {retry_after} s)" if retry_after is not None else ""
+        super().__init__(f"gateway error {code_name}: {self.message}{wait}")
+
+    @property
+    def permanent(self) -> bool:
+        """Whether a new request or stream cannot fix it: a revoked or unknown session,
+        a bad signature or clock, a refused or unrouted call. UNAVAILABLE (a draining
+        gateway, Redis away), RESOURCE_EXHAUSTED (an overflow, a rate limit) and the rest
+        are worth retrying after a backoff."""
+        return self.code_name in _PERMANENT_CODES
+
+
+_PERMANENT_CODES = frozenset(
+    {
+        "INVALID_ARGUMENT",
+        "UNAUTHENTICATED",
+        "PERMISSION_DENIED",
+        "FAILED_PRECONDITION",
+        "UNIMPLEMENTED",
+    }
+)
 
 
 class VerificationError(EdgeClientError):
