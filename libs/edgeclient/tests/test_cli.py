@@ -355,6 +355,16 @@ async def test_business_error_is_one_line_exit_1(world: World) -> None:
     assert line == "edgectl: business error invite_not_found: invite does not exist"
 
 
+async def test_a_stale_profile_is_told_to_log_in_again(world: World) -> None:
+    world.seed_profile()
+    world.gateway.sessions.clear()  # what a restarted dev gateway (make run) knows of it
+    run = await world.edgectl("call", "user.account.get")
+    assert run.assert_one_line_error(1) == (
+        "edgectl: gateway error UNAUTHENTICATED: unknown device session "
+        "(this profile's session is gone: run `edgectl login`)"
+    )
+
+
 async def test_gateway_error_is_one_line_exit_1(world: World) -> None:
     world.seed_profile()
     world.gateway.revoked.add(world.profile()["device_session_id"])

@@ -497,3 +497,24 @@ def test_a_rate_limit_reports_its_retry_after_and_is_worth_retrying() -> None:
     revoked = reject(grpc.StatusCode.FAILED_PRECONDITION, "device session is revoked", ())
     assert (revoked.retry_after, revoked.permanent) == (None, True)
     assert not reject(grpc.StatusCode.UNAVAILABLE, "gateway is shutting down", ()).permanent
+
+
+async def test_a_public_rate_limit_says_when_to_retry() -> None:
+    import httpx  # noqa: PLC0415
+
+    from edgeclient.errors import PublicApiError  # noqa: PLC0415
+    from edgeclient.public_auth import PublicAuthClient  # noqa: PLC0415
+
+    def limited(request: httpx.Request) -> httpx.Response:
+        body = {"error": {"code": "rate_limited", "message": "rate limit exceeded"}}
+        return httpx.Response(429, json=body, headers={"Retry-After": "42"})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(limited))
+    async with PublicAuthClient("http://public.test", http=http) as auth:
+        with pytest.raises(PublicApiError) as err:
+            await auth.send_email_code("ann@example.com")
+    await http.aclose()
+    assert (err.value.status, err.value.code, err.value.retry_after) == (429, "rate_limited", 42)
+    assert str(err.value) == (
+        "public API error (HTTP 429) rate_limited: rate limit exceeded (retry in 42 s)"
+    )

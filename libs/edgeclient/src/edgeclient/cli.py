@@ -27,6 +27,7 @@ from edgeclient.client import DEFAULT_TIMEOUT, EdgeClient, Reconnect, parse_targ
 from edgeclient.envelope import VerifiedEvent
 from edgeclient.errors import (
     EdgeClientError,
+    GatewayError,
     ProfileError,
     RequestEncodingError,
     UnknownMessageTypeError,
@@ -464,6 +465,13 @@ def _status_of(exc: BaseException) -> int:
         return _fail("interrupted", EXIT_INTERRUPTED)
     if isinstance(exc, UsageError | ProfileError | UnknownMessageTypeError | RequestEncodingError):
         return _fail(str(exc), EXIT_USAGE)
+    if (
+        isinstance(exc, GatewayError)
+        and exc.code_name == "UNAUTHENTICATED"
+        and (exc.message == "unknown device session")
+    ):
+        # Typically a gateway restarted with fresh state (make run): the profile is stale.
+        return _fail(f"{exc} (this profile's session is gone: run `edgectl login`)", EXIT_FAILURE)
     if isinstance(exc, EdgeClientError):
         return _fail(str(exc), EXIT_FAILURE)
     return _fail(f"unexpected error: {type(exc).__name__}: {exc}", EXIT_FAILURE)

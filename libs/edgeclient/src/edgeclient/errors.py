@@ -34,15 +34,20 @@ class PublicApiError(EdgeClientError):
 
     ``status`` is the HTTP status, or 0 when no HTTP answer arrived (connection
     refused, timeout); ``code`` and ``message`` come from the
-    ``{"error": {"code", "message"}}`` body when there is one.
+    ``{"error": {"code", "message"}}`` body when there is one; ``retry_after``
+    is the seconds of a 429's ``Retry-After``.
     """
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, retry_after: int | None = None
+    ) -> None:
         self.status = status
         self.code = code
         self.message = _one_line(message)
+        self.retry_after = retry_after
         where = f"HTTP {status}" if status else "no HTTP answer"
-        super().__init__(f"public API error ({where}) {code}: {self.message}")
+        wait = f" (retry in {retry_after} s)" if retry_after is not None else ""
+        super().__init__(f"public API error ({where}) {code}: {self.message}{wait}")
 
 
 class GatewayError(EdgeClientError):

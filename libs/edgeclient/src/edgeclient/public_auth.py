@@ -93,7 +93,17 @@ class PublicAuthClient:
                     response.status_code, "invalid_response", "answer is not a JSON object"
                 )
             return body
-        raise _error_from(response.status_code, response.reason_phrase, body)
+        raise _error_from(
+            response.status_code,
+            response.reason_phrase,
+            body,
+            _retry_after(response.headers.get("retry-after")),
+        )
+
+
+def _retry_after(value: str | None) -> int | None:
+    """``Retry-After`` in whole seconds (public-rest's 429 sends them; a date is ignored)."""
+    return int(value) if value is not None and value.strip().isdigit() else None
 
 
 def _required_string(body: dict[str, Any], key: str) -> str:
@@ -103,11 +113,12 @@ def _required_string(body: dict[str, Any], key: str) -> str:
     return value
 
 
-def _error_from(status: int, reason: str, body: object) -> PublicApiError:
+def _error_from(status: int, reason: str, body: object, retry_after: int | None) -> PublicApiError:
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
         code = error.get("code")
         message = error.get("message")
         if isinstance(code, str) and code:
-            return PublicApiError(status, code, message if isinstance(message, str) else "")
-    return PublicApiError(status, f"http_{status}", reason or "request failed")
+            text = message if isinstance(message, str) else ""
+            return PublicApiError(status, code, text, retry_after)
+    return PublicApiError(status, f"http_{status}", reason or "request failed", retry_after)
