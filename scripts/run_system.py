@@ -34,18 +34,28 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+import yaml
+
 from edgecore.testing.redis_server import EmbeddedRedisServer, RedisServer
 from edgecore.testing.system import DEV_LOGIN_CODE, SERVICES, System, SystemPorts
 
 ROOT = Path(__file__).resolve().parents[1]
 CORS_VARIABLE = "GATEWAY_AUTHENTICATED_GRPC_CORS_ALLOWED_ORIGINS"
-# push-hub's one message class is SubscribeEvents opens: the chart's storm-sized budget
-# (config.authenticatedAntiAbuse.pushHubMessageClass, docs/push-hub.md), not the spec's 60/min.
-PUSH_HUB_OPENS = {
-    "GATEWAY_AUTHENTICATED_GRPC_ANTI_ABUSE_MESSAGE_CLASS_RATE_LIMIT_REQUESTS": "12000",
-    "GATEWAY_AUTHENTICATED_GRPC_ANTI_ABUSE_MESSAGE_CLASS_RATE_LIMIT_WINDOW": "1m",
-    "GATEWAY_AUTHENTICATED_GRPC_ANTI_ABUSE_MESSAGE_CLASS_RATE_LIMIT_BURST": "2000",
-}
+CHART_VALUES = ROOT / "charts" / "edge-gateway" / "values.yaml"
+MESSAGE_CLASS_VARIABLE = "GATEWAY_AUTHENTICATED_GRPC_ANTI_ABUSE_MESSAGE_CLASS_RATE_LIMIT_"
+
+
+def push_hub_opens() -> dict[str, str]:
+    """push-hub's one message class is SubscribeEvents opens: the chart's storm-sized budget
+    (config.authenticatedAntiAbuse.pushHubMessageClass, docs/push-hub.md), read from the
+    chart so the two never differ; the spec's 60/min when the chart sets null."""
+    values = yaml.safe_load(CHART_VALUES.read_text("utf-8"))
+    budget = values["config"]["authenticatedAntiAbuse"].get("pushHubMessageClass")
+    if not budget:
+        return {}
+    return {MESSAGE_CLASS_VARIABLE + key.upper(): str(budget[key]) for key in budget}
+
+
 # A web UI's dev server (Vite's default port) may call the authenticated ports.
 DEV_BROWSER_ORIGINS = "http://localhost:5173,http://127.0.0.1:5173"
 CONSOLE_DIR = ROOT / "clients" / "typescript" / "dist" / "console"
@@ -226,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ports=ports,
         extra_env={
             "edge-grpc": {CORS_VARIABLE: origins},
-            "push-hub": {CORS_VARIABLE: origins, **PUSH_HUB_OPENS},
+            "push-hub": {CORS_VARIABLE: origins, **push_hub_opens()},
         },
         extra_args=extra_args,
     )

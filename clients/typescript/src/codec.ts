@@ -61,6 +61,38 @@ function table(name: string): TableSchema {
   return found;
 }
 
+/** What encoding a table needs beyond its schema, computed once per table, not per call. */
+interface TablePlan {
+  readonly byName: ReadonlyMap<string, FieldSchema>;
+  readonly slots: number;
+}
+
+const plans = new Map<TableSchema, TablePlan>();
+
+function planOf(schema: TableSchema): TablePlan {
+  let plan = plans.get(schema);
+  if (!plan) {
+    const ids = schema.fields.map((f) => f.id);
+    plan = { byName: new Map(schema.fields.map((f) => [f.name, f])), slots: ids.length ? Math.max(...ids) + 1 : 0 };
+    plans.set(schema, plan);
+  }
+  return plan;
+}
+
+// Enum value -> name, built once per enum (decode emits names).
+const enumNames = new Map<string, ReadonlyMap<number, string>>();
+
+function enumName(enumType: string, value: number): string | undefined {
+  let names = enumNames.get(enumType);
+  if (!names) {
+    const values = ENUMS[enumType]?.values ?? {};
+    // The first name wins for aliased values, as in edgecore.fbjson.
+    names = new Map(Object.entries(values).reverse().map(([name, v]) => [v, name]));
+    enumNames.set(enumType, names);
+  }
+  return names.get(value);
+}
+
 /** Every table the codec knows, by qualified name (`user.AccountGetRequest`). */
 export function tableNames(): string[] {
   return Object.keys(TABLES).sort();
@@ -102,7 +134,7 @@ function withPath<T>(segment: string, f: () => T): T {
 function writeTable(builder: Builder, plan: TableSchema, data: unknown, depth: number): number {
   if (typeof data !== "object" || data === null || Array.isArray(data)) throw new Fail("expected object");
   if (depth > MAX_DEPTH) throw new Fail(`nesting deeper than ${MAX_DEPTH} tables`);
-  const byName = new Map(plan.fields.map((f) => [f.name, f]));
+  const { byName, slots } = planOf(plan);
   const scalars: Array<[FieldSchema, bigint | number | boolean]> = [];
   const offsets: Array<[FieldSchema, number]> = [];
   const given = new Set<string>();
@@ -123,7 +155,7 @@ function writeTable(builder: Builder, plan: TableSchema, data: unknown, depth: n
   for (const f of plan.fields) {
     if (f.required && !given.has(f.name)) throw new Fail(`missing required field ${JSON.stringify(f.name)}`);
   }
-  builder.startObject(plan.fields.length ? Math.max(...plan.fields.map((f) => f.id)) + 1 : 0);
+  builder.startObject(slots);
   for (const [f, value] of scalars) addScalarField(builder, f, value);
   for (const [f, offset] of offsets) builder.addFieldOffset(f.id, offset, 0);
   return builder.endObject();
@@ -298,7 +330,7 @@ class Reader {
       const offset = voffset + 2 <= vtableLength ? this.u16(vtable + voffset) : 0;
       if (offset === 0) {
         if (f.required) throw new Fail(`malformed buffer: required field ${JSON.stringify(f.name)} is missing`);
-        if (!f.deprecated && isScalar(f.type) && !f.optional) out[f.name] = this.jsonScalar(f.type, f.enum, defaultOf(f));
+        if (!f.deprecated && isScalar(f.type) && !f.optional) out[f.name] = this.jsonScalar(f.enum, defaultOf(f));
         continue;
       }
       if (f.deprecated) continue;
@@ -316,7 +348,7 @@ class Reader {
   }
 
   private value(f: FieldSchema, type: FieldSchema["type"] | NonNullable<FieldSchema["element"]>, at: number, depth: number): Json {
-    if (isScalar(type)) return this.jsonScalar(type, f.enum, this.scalar(type, at));
+    if (isScalar(type)) return this.jsonScalar(f.enum, this.scalar(type, at));
     const target = at + this.u32(at);
     if (type === "string") return this.string(target);
     if (type === "table") return this.table(table(f.table!), target, depth + 1);
@@ -372,18 +404,14 @@ class Reader {
     }
   }
 
-  private jsonScalar(type: ScalarType, enumName: string | undefined, value: bigint | number | boolean): Json {
+  private jsonScalar(enumType: string | undefined, value: bigint | number | boolean): Json {
     if (typeof value === "bigint") {
       return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
         ? Number(value)
         : value.toString();
     }
-    if (enumName !== undefined && typeof value === "number") {
-      const values = ENUMS[enumName]?.values ?? {};
-      const name = Object.keys(values).find((k) => values[k] === value);
-      return name ?? value;
-    }
-    void type;
+    if (enumType !== undefined && typeof value === "number") return enumName(enumType, value) ?? value;
     return value;
   }
+
 }

@@ -9,7 +9,7 @@
  */
 import { decodeTable, encodeTable, type JsonObject } from "./codec.js";
 import type { CommandResult, VerifiedEvent } from "./envelope.js";
-import { BusinessError, PayloadCodecError, UnknownMessageTypeError } from "./errors.js";
+import { BusinessError, UnknownMessageTypeError } from "./errors.js";
 import {
   EVENT_TABLES,
   MESSAGE_TYPES,
@@ -118,4 +118,3 @@ export function decodeEvent(event: VerifiedEvent): DecodedEvent {
   return { kind: "unknown", type: event.eventType, payload: event.payload };
 }
 
-export { PayloadCodecError };

@@ -27,7 +27,12 @@ from edgeclient.envelope import (
     verify_event,
     verify_response,
 )
-from edgeclient.errors import EventVerificationError, GatewayError, ProfileError
+from edgeclient.errors import (
+    EventVerificationError,
+    GatewayError,
+    ProfileError,
+    parse_retry_after,
+)
 from edgecore.catalog import SERVER_TIME_EVENT_TYPE, SUBSCRIBE_EVENTS_MESSAGE_TYPE
 from edgecore.payloads import decode_server_time_event
 from edgecore.signing import ED25519_PUBLIC_KEY_SIZE
@@ -80,10 +85,10 @@ def _gateway_error(exc: grpc.aio.AioRpcError) -> GatewayError:
 
 
 def _retry_after(exc: grpc.aio.AioRpcError) -> int | None:
-    """``retry-after`` whole seconds, which the gateway sends with a rate-limit reject."""
+    """``retry-after``, which the gateway sends with a rate-limit reject."""
     for key, value in (*(exc.trailing_metadata() or ()), *(exc.initial_metadata() or ())):
-        if key == "retry-after" and isinstance(value, str) and value.strip().isdigit():
-            return int(value)
+        if key == "retry-after":  # gRPC metadata keys are lowercase
+            return parse_retry_after(value)
     return None
 
 

@@ -25,6 +25,12 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def parse_retry_after(value: object) -> int | None:
+    """A ``retry-after`` value in whole seconds (the gateway's REST 429 header and gRPC
+    rate-limit metadata both send them); anything else, an HTTP date included, is None."""
+    return int(value) if isinstance(value, str) and value.strip().isdigit() else None
+
+
 class EdgeClientError(Exception):
     """Base class of every error the SDK raises on purpose."""
 

@@ -7,7 +7,7 @@ from typing import Any, Final, Self
 
 import httpx
 
-from edgeclient.errors import PublicApiError
+from edgeclient.errors import PublicApiError, parse_retry_after
 from edgecore.backend.routes import CONFIRM_EMAIL_CODE_PATH, SEND_EMAIL_CODE_PATH
 
 __all__ = ["PublicAuthClient"]
@@ -97,13 +97,8 @@ class PublicAuthClient:
             response.status_code,
             response.reason_phrase,
             body,
-            _retry_after(response.headers.get("retry-after")),
+            parse_retry_after(response.headers.get("retry-after")),
         )
-
-
-def _retry_after(value: str | None) -> int | None:
-    """``Retry-After`` in whole seconds (public-rest's 429 sends them; a date is ignored)."""
-    return int(value) if value is not None and value.strip().isdigit() else None
 
 
 def _required_string(body: dict[str, Any], key: str) -> str:
