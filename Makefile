@@ -17,6 +17,9 @@ TS_DEPS_STAMP := $(TS)/node_modules/.package-lock.json
 export UV_PYTHON := 3.11
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
+# The system's certificate store, not uv's bundled roots: machines behind a TLS-inspecting
+# proxy trust its CA there (a fresh `env -i` shell otherwise fails to reach PyPI).
+export UV_NATIVE_TLS := true
 
 .PHONY: help setup sync ts-deps ts-build lint gen gen-check test test-py test-ts test-k8s run clean
 
