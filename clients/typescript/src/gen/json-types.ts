@@ -14,6 +14,10 @@ export namespace gateway {
   export interface ServerTimeEvent {
     server_time_ms?: Int64Json;
   }
+
+  export interface SubscribeEventsOptions {
+    resume_position?: string;
+  }
 }
 
 export namespace lobby {

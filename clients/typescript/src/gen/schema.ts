@@ -52,6 +52,12 @@ export const TABLES: Readonly<Record<string, TableSchema>> = {
       { name: "server_time_ms", id: 0, type: "long" },
     ],
   },
+  "gateway.SubscribeEventsOptions": {
+    name: "gateway.SubscribeEventsOptions",
+    fields: [
+      { name: "resume_position", id: 0, type: "string" },
+    ],
+  },
   "lobby.Application": {
     name: "lobby.Application",
     fields: [

@@ -209,6 +209,30 @@ class Reject(enum.Enum):
         "service_unavailable",
         "service is unavailable",
     )
+    # Resumable streams (added by this project; docs/event-streams.md).
+    INVALID_SUBSCRIBE_OPTIONS = ErrorSpec(
+        "invalid_subscribe_options",
+        GrpcCode.INVALID_ARGUMENT,
+        "subscribe options are malformed",
+        400,
+        "invalid_request",
+        "request is malformed",
+    )
+    EVENT_HISTORY_GONE = ErrorSpec(
+        "event_history_gone",
+        GrpcCode.OUT_OF_RANGE,
+        "resume position is older than the event history",
+        410,
+        "event_history_gone",
+    )
+    EVENT_HISTORY_UNAVAILABLE = ErrorSpec(
+        "event_history_unavailable",
+        GrpcCode.UNAVAILABLE,
+        "event history is unavailable",
+        503,
+        "service_unavailable",
+        "service is unavailable",
+    )
     INTERNAL_ERROR = ErrorSpec(
         "internal_error",
         GrpcCode.INTERNAL,

@@ -2,3 +2,4 @@
 
 export { ErrorResponse, ErrorResponseT } from './gateway/error-response.js';
 export { ServerTimeEvent, ServerTimeEventT } from './gateway/server-time-event.js';
+export { SubscribeEventsOptions, SubscribeEventsOptionsT } from './gateway/subscribe-events-options.js';

@@ -67,7 +67,7 @@ class SubscribeEventsRequest(_message.Message):
     def __init__(self, protocol_version: _Optional[str] = ..., device_session_id: _Optional[str] = ..., message_type: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., request_id: _Optional[str] = ..., payload_bytes: _Optional[bytes] = ..., payload_hash: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., trace_id: _Optional[str] = ...) -> None: ...
 
 class GatewayEvent(_message.Message):
-    __slots__ = ("event_type", "event_id", "timestamp_ms", "payload_bytes", "payload_hash", "signature", "request_id", "trace_id")
+    __slots__ = ("event_type", "event_id", "timestamp_ms", "payload_bytes", "payload_hash", "signature", "request_id", "trace_id", "position")
     EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +76,7 @@ class GatewayEvent(_message.Message):
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
     event_type: str
     event_id: str
     timestamp_ms: int
@@ -84,4 +85,5 @@ class GatewayEvent(_message.Message):
     signature: bytes
     request_id: str
     trace_id: str
-    def __init__(self, event_type: _Optional[str] = ..., event_id: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., payload_bytes: _Optional[bytes] = ..., payload_hash: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., request_id: _Optional[str] = ..., trace_id: _Optional[str] = ...) -> None: ...
+    position: str
+    def __init__(self, event_type: _Optional[str] = ..., event_id: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., payload_bytes: _Optional[bytes] = ..., payload_hash: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., position: _Optional[str] = ...) -> None: ...
