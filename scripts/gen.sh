@@ -26,12 +26,14 @@ generate() {
     scripts/gen-fbs-reflection.sh "$out_root/libs/edgecore/src" >/dev/null
     python scripts/gen_signing_vectors.py "$out_root/contracts/signing-vectors-v1.json"
     python scripts/gen_backend_openapi.py "$out_root/contracts/backend.openapi.yaml"
+    # Publishers in other languages run the very script edgecore packages.
+    cp libs/edgecore/src/edgecore/publish_client_event.lua "$out_root/contracts/publish-client-event.lua"
     scripts/gen-ts.sh "$out_root" >/dev/null
 }
 
 if [[ "${1:-}" != "--check" ]]; then
     generate .
-    echo "gen: regenerated protobuf stubs, FlatBuffers bindings and schemas, signing vectors, backend OpenAPI, TypeScript SDK code"
+    echo "gen: regenerated protobuf stubs, FlatBuffers bindings and schemas, signing vectors, backend OpenAPI, publishing script, TypeScript SDK code"
     exit 0
 fi
 
@@ -40,7 +42,8 @@ trap 'rm -rf "$tmp"' EXIT
 generate "$tmp"
 status=0
 for path in libs/edgecore/src/galaxy libs/edgecore/src/edgecore/fbs libs/edgecore/src/edgecore/fbs_schema \
-    contracts/signing-vectors-v1.json contracts/backend.openapi.yaml clients/typescript/src/gen; do
+    contracts/signing-vectors-v1.json contracts/backend.openapi.yaml \
+    contracts/publish-client-event.lua clients/typescript/src/gen; do
     if ! diff -r -x __pycache__ "$tmp/$path" "$path" >"$tmp/diff.txt" 2>&1; then
         echo "gen-check: $path differs from what its sources generate:" >&2
         head -n 40 "$tmp/diff.txt" >&2

@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from edgeclient.errors import GatewayError, PublicApiError
 from edgeclient.public_auth import PublicAuthClient
-from edgecore.testing.redis_server import RedisServer, provide_redis_server
+from edgecore.testing.redis_server import EmbeddedRedisServer, RedisServer
 from edgecore.testing.system import System
 
 from .conftest import start_system
@@ -31,10 +31,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def fault_redis() -> Iterator[RedisServer]:
-    server = provide_redis_server(announce=False)
-    if not server.restartable:
-        server.close()
-        pytest.skip("the configured Redis cannot be stopped and restarted")
+    # Persistent, as make run's and production's: event histories survive the restart.
+    server = EmbeddedRedisServer(persistent=True)
+    server.start()
     yield server
     server.close()
 

@@ -84,7 +84,6 @@ ALLOWED_ORIGIN: Final = "https://play.example.com"
 OTHER_ORIGIN: Final = "https://evil.example.com"
 MAX_MESSAGE_BYTES: Final = 1_048_576  # GATEWAY_AUTHENTICATED_GRPC_MAX_MESSAGE_BYTES default
 SESSION_BURST: Final = 4
-CLIENT_EVENTS_STREAM: Final = "gateway:client_events"
 SESSION_EVENTS_STREAM: Final = "gateway:session_events"
 EDGE: Final = "edge-grpc"
 HUB: Final = "push-hub"
@@ -181,9 +180,7 @@ async def publisher(redis_server: RedisServer) -> AsyncIterator[StreamPublisher]
         host=redis_server.host, port=redis_server.port, password=redis_server.password
     )
     try:
-        yield StreamPublisher(
-            client, session_stream=SESSION_EVENTS_STREAM, client_stream=CLIENT_EVENTS_STREAM
-        )
+        yield StreamPublisher(client, session_stream=SESSION_EVENTS_STREAM)
     finally:
         await client.aclose()
 

@@ -28,7 +28,7 @@ async def client(redis_url: str) -> AsyncIterator[redis.Redis]:
 
 
 async def test_published_entries_decode(client: redis.Redis) -> None:
-    publisher = StreamPublisher(client, session_stream="s:sessions", client_stream="s:events")
+    publisher = StreamPublisher(client, session_stream="s:sessions", events_key_prefix="s:")
     record = SessionRecord(
         device_session_id="ds-1",
         user_id="u-1",
@@ -42,7 +42,7 @@ async def test_published_entries_decode(client: redis.Redis) -> None:
     event_id = await publisher.publish_client_event(event)
 
     [(_, [(sid, sfields)])] = await client.xread({"s:sessions": "0-0"})
-    [(_, [(eid, efields)])] = await client.xread({"s:events": "0-0"})
+    [(_, [(eid, efields)])] = await client.xread({"s:user:u-1": "0-0"})
     assert decode_session_event(sid.decode(), sfields) == SessionSnapshot(session_id, record)
     decoded = decode_client_event(eid.decode(), efields)
     assert isinstance(decoded, ClientEvent)
@@ -61,11 +61,12 @@ async def test_foreign_entries_are_malformed_values(client: redis.Redis) -> None
     )
 
 
-async def test_streams_are_trimmed(client: redis.Redis) -> None:
-    publisher = StreamPublisher(client, session_stream="s:s", client_stream="s:e", max_len=10)
-    for n in range(500):
-        await publisher.publish_client_event(
-            ClientEvent(user_id="u", event_type="t", event_id=str(n), payload=b"")
-        )
+async def test_session_stream_is_trimmed(client: redis.Redis) -> None:
+    publisher = StreamPublisher(client, session_stream="s:s", max_len=10)
+    record = SessionRecord(
+        device_session_id="ds", user_id="u", client_public_key="AAAA", status=SessionStatus.ACTIVE
+    )
+    for _ in range(500):
+        await publisher.publish_session(record)
     # Approximate trimming keeps at most a few macro-nodes beyond max_len.
-    assert await client.xlen("s:e") < 500
+    assert await client.xlen("s:s") < 500

@@ -8,7 +8,7 @@ import pytest
 
 from mock_backend.__main__ import main
 from mock_backend.config import (
-    DEFAULT_CLIENT_EVENTS_STREAM,
+    DEFAULT_EVENTS_KEY_PREFIX,
     DEFAULT_SESSION_EVENTS_STREAM,
     ConfigError,
     load_config,
@@ -24,7 +24,7 @@ def test_defaults():
     config = load_config(BASE)
     assert (config.host, config.port) == ("127.0.0.1", 8090)
     assert config.session_events_stream == DEFAULT_SESSION_EVENTS_STREAM == "gateway:session_events"
-    assert config.client_events_stream == DEFAULT_CLIENT_EVENTS_STREAM == "gateway:client_events"
+    assert config.events_key_prefix == DEFAULT_EVENTS_KEY_PREFIX == "gateway:events:"
     assert config.fixed_login_code is None
     assert config.dev_endpoints is False
     assert config.hmac_secret_path == Path("/run/secrets/hmac")
@@ -37,13 +37,13 @@ def test_everything_set():
             **BASE,
             "MOCK_BACKEND_ADDR": "[::1]:9000",
             "MOCK_BACKEND_SESSION_EVENTS_STREAM": "s",
-            "MOCK_BACKEND_CLIENT_EVENTS_STREAM": "c",
+            "MOCK_BACKEND_EVENTS_KEY_PREFIX": "c",
             "MOCK_BACKEND_FIXED_LOGIN_CODE": "123456",
             "MOCK_BACKEND_DEV_ENDPOINTS": "1",
         }
     )
     assert (config.host, config.port) == ("::1", 9000)
-    assert (config.session_events_stream, config.client_events_stream) == ("s", "c")
+    assert (config.session_events_stream, config.events_key_prefix) == ("s", "c")
     assert config.fixed_login_code == "123456"
     assert config.dev_endpoints is True
 
@@ -56,7 +56,7 @@ def test_every_problem_is_reported_once():
                 "MOCK_BACKEND_FIXED_LOGIN_CODE": "12ab",
                 "MOCK_BACKEND_DEV_ENDPOINTS": "maybe",
                 "MOCK_BACKEND_SESSION_EVENTS_STREAM": "same",
-                "MOCK_BACKEND_CLIENT_EVENTS_STREAM": "same",
+                "MOCK_BACKEND_EVENTS_KEY_PREFIX": "same",
             }
         )
     problems = info.value.problems
@@ -64,7 +64,7 @@ def test_every_problem_is_reported_once():
         "MOCK_BACKEND_ADDR",
         "MOCK_BACKEND_REDIS_URL",
         "MOCK_BACKEND_HMAC_SECRET_PATH",
-        "MOCK_BACKEND_CLIENT_EVENTS_STREAM",
+        "MOCK_BACKEND_EVENTS_KEY_PREFIX",
         "MOCK_BACKEND_FIXED_LOGIN_CODE",
         "MOCK_BACKEND_DEV_ENDPOINTS",
     ]

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 SECRET = b"integration-test-hmac-secret-0123456789abcdef"
 LOGIN_CODE = "424242"
 SESSION_STREAM = "test:session_events"
-CLIENT_STREAM = "test:client_events"
+EVENTS_PREFIX = "test:events:"
 
 
 def _free_port() -> int:
@@ -105,7 +105,7 @@ def backend(redis_url: str, tmp_path: Path) -> Iterator[Backend]:
         MOCK_BACKEND_REDIS_URL=redis_url,
         MOCK_BACKEND_HMAC_SECRET_PATH=str(secret_path),
         MOCK_BACKEND_SESSION_EVENTS_STREAM=SESSION_STREAM,
-        MOCK_BACKEND_CLIENT_EVENTS_STREAM=CLIENT_STREAM,
+        MOCK_BACKEND_EVENTS_KEY_PREFIX=EVENTS_PREFIX,
         MOCK_BACKEND_FIXED_LOGIN_CODE=LOGIN_CODE,
         MOCK_BACKEND_DEV_ENDPOINTS="1",
     )
@@ -225,7 +225,7 @@ def test_replayed_signed_request_is_rejected(backend: Backend):
     assert second.json()["error"]["code"] == "replay_detected"
 
 
-def test_private_application_puts_a_notification_on_the_client_stream(backend: Backend):
+def test_private_application_puts_a_notification_in_the_owners_history(backend: Backend):
     owner, _ = backend.login("owner@example.com", 1)
     player, _ = backend.login("player@example.com", 2)
     created = backend.user(
@@ -245,9 +245,10 @@ def test_private_application_puts_a_notification_on_the_client_stream(backend: B
     application = applied.json()["application"]
     assert application["status"] == "Pending"
 
-    streams = backend.redis.xread({CLIENT_STREAM: "0-0"}, count=10, block=2000)
+    history = f"{EVENTS_PREFIX}user:{owner}"
+    streams = backend.redis.xread({history: "0-0"}, count=10, block=2000)
     [(name, entries)] = streams
-    assert name.decode() == CLIENT_STREAM
+    assert name.decode() == history
     [(entry_id, fields)] = entries
     event = decode_client_event(entry_id.decode(), fields)
     assert isinstance(event, ClientEvent), event

@@ -33,6 +33,7 @@ from edgeclient.envelope import sign_request
 from edgeclient.keys import DeviceKey
 from edgecore.catalog import SUBSCRIBE_EVENTS_MESSAGE_TYPE
 from edgecore.keys import encode_ed25519_pkcs8_pem
+from edgecore.payloads import encode_subscribe_options
 from edgecore.sessions import SessionRecord, SessionStatus
 from edgecore.signing import Signer
 from edgecore.streams import ClientEvent, StreamPublisher
@@ -41,7 +42,6 @@ from galaxy.gateway.v1 import edge_gateway_pb2 as pb
 from galaxy.gateway.v1 import edge_gateway_pb2_grpc as pb_grpc
 
 SESSION_STREAM = "gateway:session_events"
-CLIENT_STREAM = "gateway:client_events"
 RAISED_LIMITS = {
     f"GATEWAY_AUTHENTICATED_GRPC_ANTI_ABUSE_{dim}_RATE_LIMIT_{what}": value
     for dim in ("IP", "SESSION", "USER", "MESSAGE_CLASS")
@@ -293,9 +293,7 @@ class Harness:
         return self._redis
 
     def publisher(self) -> StreamPublisher:
-        return StreamPublisher(
-            self.redis, session_stream=SESSION_STREAM, client_stream=CLIENT_STREAM
-        )
+        return StreamPublisher(self.redis, session_stream=SESSION_STREAM)
 
     async def add_sessions(self, *devices: Device) -> None:
         for device in devices:
@@ -346,6 +344,7 @@ class Harness:
         stub: Any = None,
         trace_id: str = "",
         wait_for_session: float = 10.0,
+        resume_position: str | None = None,
     ) -> OpenStream:
         """Open a stream and read its bootstrap event.
 
@@ -355,7 +354,8 @@ class Harness:
         stub = stub or self.stub(hub)
         deadline = time.monotonic() + wait_for_session
         while True:
-            request = subscribe_request(device, trace_id=trace_id)
+            payload = b"" if resume_position is None else encode_subscribe_options(resume_position)
+            request = subscribe_request(device, trace_id=trace_id, payload=payload)
             call = stub.SubscribeEvents(request)
             try:
                 async with asyncio.timeout(10):

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 # the server's writes block after a few large events instead of after megabytes.
 STALLED_CHANNEL = {"grpc.http2.bdp_probe": 0}
 BIG = 48 * 1024
-CLIENT_STREAM = "gateway:client_events"  # the default the harness's hubs read
+CLIENT_STREAM = "gateway:client_events"  # the single-stream contract, moved by the bridge
 
 
 async def test_overflow_closes_only_the_stalled_stream(hub_harness, unique):

@@ -16,6 +16,7 @@ from push_hub.hub import PushHub
 from push_hub.metrics import PushMetrics
 
 NOW = 1_700_000_000_123
+EPOCH = "0123456789abcdef"
 
 
 def verifies(event: pb.GatewayEvent, public_key: bytes) -> bool:
@@ -97,15 +98,18 @@ def test_one_signature_per_event_whatever_the_fan_out() -> None:
     signer = CountingSigner()
     delivered: list[int] = []
     handler = ClientEventsHandler(
-        hub, signer, on_drop=lambda *_: None, on_delivered=delivered.append
+        hub, signer, epoch=lambda: EPOCH, on_drop=lambda *_: None, on_delivered=delivered.append
     )
-    handler("1-0", fields())
+    handler("ann", (1, 0), fields())
     assert signer.calls == 1
     assert delivered == [50]
     items = {s.next_nowait() for s in streams}
     assert len(items) == 1  # every stream holds the very same signed bytes
+    [(entry_id, data)] = items
+    assert entry_id == (1, 0)
+    assert pb.GatewayEvent.FromString(data).position == f"{EPOCH}:1-0"
 
-    handler("2-0", fields(user_id="nobody"))  # no recipient here: nothing to sign
+    handler("nobody", (2, 0), fields(user_id="nobody"))  # no recipient here: nothing to sign
     assert signer.calls == 1
 
 
@@ -113,18 +117,22 @@ def test_malformed_entries_are_dropped_and_counted() -> None:
     hub = PushHub()
     hub.open_stream("ann", "s1")
     drops: list[tuple[str, str]] = []
-    handler = ClientEventsHandler(hub, CountingSigner(), on_drop=lambda s, r: drops.append((s, r)))
-    handler("1-0", fields(v=None))
-    handler("2-0", fields(colour="red"))
-    handler("3-0", fields(event_id=None))
-    handler("4-0", fields(user_id=b"\xff"))
-    handler("5-0", fields(event_type="  "))
+    handler = ClientEventsHandler(
+        hub, CountingSigner(), epoch=lambda: EPOCH, on_drop=lambda s, r: drops.append((s, r))
+    )
+    handler("ann", (1, 0), fields(v=None))
+    handler("ann", (2, 0), fields(colour="red"))
+    handler("ann", (3, 0), fields(event_id=None))
+    handler("ann", (4, 0), fields(user_id=b"\xff"))
+    handler("ann", (5, 0), fields(event_type="  "))
+    handler("ann", (6, 0), fields(user_id="bob"))  # written into ann's history by mistake
     assert [(s, drop_reason(r)) for s, r in drops] == [
         ("client_events", "unsupported_version"),
         ("client_events", "unknown_field"),
         ("client_events", "missing_field"),
         ("client_events", "invalid_utf8"),
         ("client_events", "empty_field"),
+        ("client_events", "wrong_history"),
     ]
     assert hub.streams_of_user("ann")[0].queued == 0
 
@@ -158,9 +166,10 @@ def test_metrics_families_are_exposed_with_zeros() -> None:
 
 
 async def _feed(handler: ClientEventsHandler, count: int, **overrides: object) -> None:
-    """What StreamTailer does with one XREAD batch: call the handler, await what it returns."""
+    """What UserFeeds does with a user's backlog: call the handler, await what it returns."""
+    user = str(overrides.get("user_id", "ann"))
     for n in range(count):
-        outcome = handler(f"{n + 1}-0", fields(event_id=f"ev-{n}", **overrides))
+        outcome = handler(user, (n + 1, 0), fields(event_id=f"ev-{n}", **overrides))
         if outcome is not None:
             await outcome
 
@@ -170,7 +179,7 @@ async def test_a_backlog_is_paced_to_a_reading_stream_instead_of_overflowing_it(
 
     hub = PushHub(queue_capacity=8)
     stream = hub.open_stream("ann", "s1")
-    received: list[bytes] = []
+    received: list[tuple[tuple[int, int], bytes]] = []
 
     async def read() -> None:
         while (item := await stream.next()) is not None:
@@ -178,11 +187,13 @@ async def test_a_backlog_is_paced_to_a_reading_stream_instead_of_overflowing_it(
             await asyncio.sleep(0)  # a reader slower than the producer, but reading
 
     reader = asyncio.create_task(read())
-    handler = ClientEventsHandler(hub, CountingSigner(), on_drop=lambda *_: None)
+    handler = ClientEventsHandler(
+        hub, CountingSigner(), epoch=lambda: EPOCH, on_drop=lambda *_: None
+    )
     await _feed(handler, 100)  # twelve queues' worth, in one batch
     while stream.queued:
         await asyncio.sleep(0)
-    assert len(received) == 100
+    assert [entry_id for entry_id, _ in received] == [(n + 1, 0) for n in range(100)]
     assert stream.closure is None
     hub.close()
     await reader
@@ -197,7 +208,11 @@ async def test_a_stream_that_does_not_read_still_overflows_after_the_grace() -> 
     stuck = hub.open_stream("ann", "s1")
     other = hub.open_stream("bob", "s2")
     handler = ClientEventsHandler(
-        hub, CountingSigner(), on_drop=lambda *_: None, overflow_grace=timedelta(milliseconds=20)
+        hub,
+        CountingSigner(),
+        epoch=lambda: EPOCH,
+        on_drop=lambda *_: None,
+        overflow_grace=timedelta(milliseconds=20),
     )
     await _feed(handler, 5)  # the fifth finds the queue full, waits 20 ms, overflows
     assert stuck.closure is Closure.OVERFLOW

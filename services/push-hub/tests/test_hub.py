@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from edgecore.errors import GrpcCode
-from push_hub.hub import Closure, HubClosedError, PushHub, PushStream
+from push_hub.hub import Closure, HubClosedError, PushHub, PushStream, QueueItem
 
 
 class Recorder:
@@ -30,10 +30,15 @@ def make_hub(capacity: int = 64) -> tuple[PushHub, Recorder]:
     return hub, recorder
 
 
+def item(data: bytes) -> QueueItem:
+    """A queue item: the hub never looks inside, so the history position is a dummy."""
+    return (0, 0), data
+
+
 def drain(stream: PushStream) -> list[bytes]:
     out = []
-    while (item := stream.next_nowait()) is not None:
-        out.append(item)
+    while (queued := stream.next_nowait()) is not None:
+        out.append(queued[1])
     return out
 
 
@@ -44,9 +49,9 @@ def test_user_targeted_events_reach_every_stream_of_the_user_only() -> None:
     laptop = hub.open_stream("ann", "ann-laptop")
     bob = hub.open_stream("bob", "bob-phone")
 
-    assert hub.deliver(b"e1", "ann") == 3
+    assert hub.deliver(item(b"e1"), "ann") == 3
     assert [drain(s) for s in (phone_1, phone_2, laptop, bob)] == [[b"e1"], [b"e1"], [b"e1"], []]
-    assert hub.deliver(b"e2", "nobody") == 0
+    assert hub.deliver(item(b"e2"), "nobody") == 0
 
 
 def test_session_targeted_events_need_user_and_session_to_match() -> None:
@@ -56,9 +61,9 @@ def test_session_targeted_events_need_user_and_session_to_match() -> None:
     # A session id bound to another user (ids are unique in practice; the hub still checks).
     impostor = hub.open_stream("bob", "ann-laptop")
 
-    assert hub.deliver(b"e1", "ann", "ann-laptop") == 1
+    assert hub.deliver(item(b"e1"), "ann", "ann-laptop") == 1
     assert [drain(s) for s in (phone, laptop, impostor)] == [[], [b"e1"], []]
-    assert hub.deliver(b"e2", "bob", "ann-phone") == 0
+    assert hub.deliver(item(b"e2"), "bob", "ann-phone") == 0
     assert drain(phone) == []
     assert hub.has_recipients("ann", "ann-laptop")
     assert not hub.has_recipients("carl", "ann-laptop")
@@ -71,25 +76,25 @@ def test_a_full_queue_closes_only_that_stream() -> None:
     slow = hub.open_stream("ann", "ann-phone")
     fast = hub.open_stream("ann", "ann-laptop")
     for index in range(3):
-        assert hub.deliver(bytes([index]), "ann") == 2
+        assert hub.deliver(item(bytes([index])), "ann") == 2
         drain(fast)
     # The fourth event finds the slow queue full: it is closed, the fast one still gets it.
-    assert hub.deliver(b"\x03", "ann") == 1
+    assert hub.deliver(item(b"\x03"), "ann") == 1
     assert slow.closure is Closure.OVERFLOW
     assert slow.queued == 0  # an ended stream delivers nothing more
     assert drain(fast) == [b"\x03"]
     assert recorder.closed == [("ann-phone", Closure.OVERFLOW)]
     assert hub.active == 1
     assert hub.streams_of_user("ann") == [fast]
-    assert hub.deliver(b"\x04", "ann") == 1
+    assert hub.deliver(item(b"\x04"), "ann") == 1
 
 
 def test_overflow_of_many_streams_in_one_fan_out() -> None:
     hub, recorder = make_hub(capacity=1)
     streams = [hub.open_stream("ann", f"s{i}") for i in range(5)]
-    assert hub.deliver(b"a", "ann") == 5
+    assert hub.deliver(item(b"a"), "ann") == 5
     drain(streams[0])
-    assert hub.deliver(b"b", "ann") == 1
+    assert hub.deliver(item(b"b"), "ann") == 1
     assert [s.closure for s in streams] == [None] + [Closure.OVERFLOW] * 4
     assert len(recorder.closed) == 4
     assert hub.active == 1
@@ -106,7 +111,7 @@ def test_revocation_closes_exactly_that_session() -> None:
         Closure.REVOKED,
         None,
     )
-    assert hub.deliver(b"e", "ann") == 1
+    assert hub.deliver(item(b"e"), "ann") == 1
     assert hub.revoke_session("ann-phone") == 0
     assert recorder.closed == [("ann-phone", Closure.REVOKED)] * 2
 
@@ -130,7 +135,7 @@ def test_close_ends_every_stream_and_refuses_new_ones() -> None:
     assert hub.active == 0
     with pytest.raises(HubClosedError):
         hub.open_stream("ann", "ann-phone")
-    assert hub.deliver(b"e", "u0") == 0
+    assert hub.deliver(item(b"e"), "u0") == 0
     assert len(recorder.closed) == 4
 
 
@@ -139,11 +144,17 @@ def test_closure_statuses_come_from_the_error_catalog() -> None:
         Closure.OVERFLOW: (GrpcCode.RESOURCE_EXHAUSTED, "push stream overflowed"),
         Closure.REVOKED: (GrpcCode.FAILED_PRECONDITION, "device session is revoked"),
         Closure.SHUTDOWN: (GrpcCode.UNAVAILABLE, "gateway is shutting down"),
+        Closure.HISTORY_GONE: (
+            GrpcCode.OUT_OF_RANGE,
+            "resume position is older than the event history",
+        ),
+        Closure.HISTORY_UNAVAILABLE: (GrpcCode.UNAVAILABLE, "event history is unavailable"),
     }
     assert Closure.CLIENT_CANCELLED.reject is None
     assert Closure.SEND_FAILED.reject is None
     assert {c.value for c in Closure} == {
         "client_cancelled", "overflow", "revoked", "shutdown", "send_failed",
+        "history_gone", "history_unavailable",
     }  # fmt: skip
 
 
@@ -153,8 +164,8 @@ async def test_next_waits_for_items_and_returns_none_once_ended() -> None:
     waiter = asyncio.create_task(stream.next())
     await asyncio.sleep(0)
     assert not waiter.done()
-    hub.deliver(b"e1", "ann")
-    assert await waiter == b"e1"
+    hub.deliver(item(b"e1"), "ann")
+    assert await waiter == item(b"e1")
 
     waiter = asyncio.create_task(stream.next())
     await asyncio.sleep(0)
@@ -171,12 +182,12 @@ async def test_fan_out_never_waits_for_a_reader() -> None:
     got: dict[int, list[bytes]] = {i: [] for i in range(3)}
 
     async def read(index: int) -> None:
-        while (item := await readers[index].next()) is not None:
-            got[index].append(item)
+        while (queued := await readers[index].next()) is not None:
+            got[index].append(queued[1])
 
     tasks = [asyncio.create_task(read(i)) for i in range(3)]
     for index in range(10):
-        hub.deliver(bytes([index]), "ann")  # returns at once, even with a full queue
+        hub.deliver(item(bytes([index])), "ann")  # returns at once, even with a full queue
         await asyncio.sleep(0)
     assert stalled.closure is Closure.OVERFLOW
     hub.close()

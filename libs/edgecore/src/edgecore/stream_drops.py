@@ -22,6 +22,7 @@ _REASONS: Final = (
     ("must not be empty", "empty_field"),
     ("is longer than", "field_too_long"),
     ("payload is larger than", "payload_too_large"),
+    ("does not match its history", "wrong_history"),
 )
 
 

@@ -8,7 +8,8 @@ Entries are flat field maps, as Redis Streams require. Decoding is strict
 and total: every entry yields either a decoded event or a ``MalformedEntry``
 value naming the reason, so consumers can count and log drops instead of
 crashing. Publishing trims each stream to an approximate maximum length so
-an idle consumer cannot make Redis grow without bound.
+an idle consumer cannot make Redis grow without bound; client events are
+published into per-user histories (``edgecore.event_history``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Final
 
 import redis.asyncio as redis
 
+from edgecore.event_history import DEFAULT_KEY_PREFIX, EventKeys, HistoryStore
 from edgecore.sessions import SessionRecord, SessionRecordError
 
 __all__ = [
@@ -193,32 +195,35 @@ def _validate_client_event(event: ClientEvent) -> str | None:
 
 
 class StreamPublisher:
-    """XADD helper for a Python backend (and the mock backend) to feed the gateway."""
+    """How a Python backend (and the mock backend) feeds the gateway.
+
+    Session snapshots go to the session-events stream; client events go into the
+    target user's history, written and published live in one atomic script
+    (``edgecore.event_history``).
+    """
 
     def __init__(
         self,
         client: redis.Redis,
         *,
         session_stream: str,
-        client_stream: str,
+        events_key_prefix: str = DEFAULT_KEY_PREFIX,
         max_len: int = 100_000,
     ) -> None:
         self._redis = client
         self._session_stream = session_stream
-        self._client_stream = client_stream
+        self._history = HistoryStore(client, EventKeys(events_key_prefix))
         self._max_len = max_len
 
     async def publish_session(self, record: SessionRecord) -> str:
-        return await self._add(self._session_stream, encode_session_snapshot(record))
-
-    async def publish_client_event(self, event: ClientEvent) -> str:
-        return await self._add(self._client_stream, encode_client_event(event))
-
-    async def _add(self, stream: str, fields: dict[bytes, bytes]) -> str:
         entry_id = await self._redis.xadd(
-            stream,
-            fields,  # type: ignore[arg-type]  # redis-py's stub is narrower than its runtime
+            self._session_stream,
+            encode_session_snapshot(record),  # type: ignore[arg-type]  # stub narrower than runtime
             maxlen=self._max_len,
             approximate=True,
         )
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    async def publish_client_event(self, event: ClientEvent) -> str:
+        entry_id = await self._history.append(event.user_id, encode_client_event(event))
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)

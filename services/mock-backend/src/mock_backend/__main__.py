@@ -79,7 +79,7 @@ async def serve(config: MockBackendConfig, secret: bytes) -> int:
         publisher=RedisOutboxPublisher(
             client,
             session_stream=config.session_events_stream,
-            client_stream=config.client_events_stream,
+            events_key_prefix=config.events_key_prefix,
             codec=codec,
         ),
         codec=codec,

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "DEFAULT_ADDR",
-    "DEFAULT_CLIENT_EVENTS_STREAM",
+    "DEFAULT_EVENTS_KEY_PREFIX",
     "DEFAULT_SESSION_EVENTS_STREAM",
     "ConfigError",
     "MockBackendConfig",
@@ -27,7 +27,7 @@ __all__ = [
 
 DEFAULT_ADDR: Final = "127.0.0.1:8090"
 DEFAULT_SESSION_EVENTS_STREAM: Final = "gateway:session_events"
-DEFAULT_CLIENT_EVENTS_STREAM: Final = "gateway:client_events"
+DEFAULT_EVENTS_KEY_PREFIX: Final = "gateway:events:"
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"", "0", "false", "no", "off"})
@@ -51,7 +51,7 @@ class MockBackendConfig:
     redis_url: str
     hmac_secret_path: Path
     session_events_stream: str = DEFAULT_SESSION_EVENTS_STREAM
-    client_events_stream: str = DEFAULT_CLIENT_EVENTS_STREAM
+    events_key_prefix: str = DEFAULT_EVENTS_KEY_PREFIX
     fixed_login_code: str | None = None
     dev_endpoints: bool = False
 
@@ -117,18 +117,15 @@ def load_config(env: Mapping[str, str] | None = None) -> MockBackendConfig:
     streams: dict[str, str] = {}
     for name, default in (
         ("MOCK_BACKEND_SESSION_EVENTS_STREAM", DEFAULT_SESSION_EVENTS_STREAM),
-        ("MOCK_BACKEND_CLIENT_EVENTS_STREAM", DEFAULT_CLIENT_EVENTS_STREAM),
+        ("MOCK_BACKEND_EVENTS_KEY_PREFIX", DEFAULT_EVENTS_KEY_PREFIX),
     ):
         value = env.get(name, "").strip() or default
         if not _STREAM.fullmatch(value):
             problems.append(f"{name}: must be 1-200 of the characters A-Za-z0-9:_.-")
         streams[name] = value
-    if (
-        streams["MOCK_BACKEND_SESSION_EVENTS_STREAM"]
-        == streams["MOCK_BACKEND_CLIENT_EVENTS_STREAM"]
-    ):
+    if streams["MOCK_BACKEND_SESSION_EVENTS_STREAM"] == streams["MOCK_BACKEND_EVENTS_KEY_PREFIX"]:
         problems.append(
-            "MOCK_BACKEND_CLIENT_EVENTS_STREAM: must differ from MOCK_BACKEND_SESSION_EVENTS_STREAM"
+            "MOCK_BACKEND_EVENTS_KEY_PREFIX: must differ from MOCK_BACKEND_SESSION_EVENTS_STREAM"
         )
 
     code = env.get("MOCK_BACKEND_FIXED_LOGIN_CODE", "").strip() or None
@@ -147,7 +144,7 @@ def load_config(env: Mapping[str, str] | None = None) -> MockBackendConfig:
         redis_url=redis_url,
         hmac_secret_path=Path(secret_path),
         session_events_stream=streams["MOCK_BACKEND_SESSION_EVENTS_STREAM"],
-        client_events_stream=streams["MOCK_BACKEND_CLIENT_EVENTS_STREAM"],
+        events_key_prefix=streams["MOCK_BACKEND_EVENTS_KEY_PREFIX"],
         fixed_login_code=code,
         dev_endpoints=dev_text in _TRUE,
     )

@@ -41,19 +41,19 @@ def encode_events(
 
 
 class RedisOutboxPublisher:
-    """Session snapshots to the session stream, then notifications to the client stream."""
+    """Session snapshots to the session stream, then notifications into the users' histories."""
 
     def __init__(
         self,
         client: aioredis.Redis,
         *,
         session_stream: str,
-        client_stream: str,
+        events_key_prefix: str,
         codec: FlatBuffersJsonCodec,
         timeout_s: float = 3.0,
     ) -> None:
         self._streams = StreamPublisher(
-            client, session_stream=session_stream, client_stream=client_stream
+            client, session_stream=session_stream, events_key_prefix=events_key_prefix
         )
         self._codec = codec
         self._timeout_s = timeout_s

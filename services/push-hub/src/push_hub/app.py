@@ -7,9 +7,13 @@ Start-up (any failure refuses to start, with a reason safe to print):
 1. the backend client (session lookups on a cache miss; none without
    GATEWAY_BACKEND_HTTP_URL, and then misses fail closed as unavailable);
 2. a bounded PING of Redis (GATEWAY_REDIS_OPERATION_TIMEOUT);
-3. the two stream readers (plain XREAD, each from its stream's current end).
+3. the session-events reader (plain XREAD from the stream's current end), the
+   per-user event feeds (``UserFeeds``: pub/sub for the users this replica
+   holds, caught up from their histories) and, unless disabled, the bridge
+   that moves entries of the single client-events stream into those
+   histories (``LegacyStreamBridge``).
 
-Ready (health SERVING) once both readers are connected and Redis answers a
+Ready (health SERVING) once all of them are connected and Redis answers a
 bounded PING, re-checked every half second.
 
 Drain (SIGTERM/SIGINT to the launcher): the PushHub closes, so every open
@@ -21,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import Any, Final
@@ -30,6 +36,7 @@ from connectrpc.server import Endpoint
 from edgecore.backend.client import build_backend_client
 from edgecore.catalog import SUBSCRIBE_EVENTS_MESSAGE_TYPE
 from edgecore.config import PushHubSettings
+from edgecore.event_history import EventKeys, HistoryStore
 from edgecore.internal_auth import HmacSecretError
 from edgecore.pipeline import VerificationPipeline
 from edgecore.pipeline.audit import AuthenticatedTelemetry
@@ -43,9 +50,17 @@ from edgecore.sessions import SessionRecord
 from edgecore.signing import Signer
 from edgecore.stream_reader import StreamTailer
 from edgecore.telemetry import MetricsRegistry
-from push_hub.events import CLIENT_EVENTS, SESSION_EVENTS, ClientEventsHandler, EventSigner
+from push_hub.bridge import LegacyStreamBridge
+from push_hub.events import (
+    CLIENT_EVENTS,
+    CLIENT_EVENTS_BRIDGE,
+    SESSION_EVENTS,
+    ClientEventsHandler,
+    EventSigner,
+)
+from push_hub.feeds import UserFeeds
 from push_hub.gcpolicy import GcPolicy
-from push_hub.hub import PushHub
+from push_hub.hub import Closure, PushHub
 from push_hub.metrics import PushMetrics
 from push_hub.service import PushService
 
@@ -80,7 +95,18 @@ class PushHubApp:
         self.signer = EventSigner(signer)
         self._ops_redis = create_redis(settings.redis)
         self._stream_redis = create_redis(settings.redis, blocking_read=_BLOCK)
-        self._readers: tuple[StreamTailer, StreamTailer] | None = None
+        self._pubsub_redis = create_redis(settings.redis, blocking_read=_BLOCK)
+        self.history = HistoryStore(self._ops_redis, EventKeys(settings.events.events_key_prefix))
+        self.events = ClientEventsHandler(
+            self.hub,
+            self.signer,
+            epoch=lambda: self.feeds.epoch,
+            on_drop=self.push_metrics.on_drop,
+            on_delivered=self.push_metrics.on_delivered,
+        )
+        self.feeds = self._make_feeds()
+        self._readers: tuple[StreamTailer, ...] = ()
+        self._bridge: LegacyStreamBridge | None = None
         self._service: PushService | None = None
 
     # -- RpcService ------------------------------------------------------------------------------
@@ -97,6 +123,7 @@ class PushHubApp:
 
         closing("redis", self._ops_redis.aclose)
         closing("redis (streams)", self._stream_redis.aclose)
+        closing("redis (pub/sub)", self._pubsub_redis.aclose)
         try:
             backend = build_backend_client(settings.backend)
         except HmacSecretError as exc:  # checked before start-up too (__main__)
@@ -132,13 +159,16 @@ class PushHubApp:
             anti_abuse=settings.anti_abuse,
             freshness_window=settings.grpc.freshness_window,
         )
-        self._readers = self._make_readers(sessions)
+        self._readers = (self._session_reader(sessions),)
         GcPolicy.settle()
         tasks = [
             asyncio.create_task(self._readers[0].run(), name="session-events"),
-            asyncio.create_task(self._readers[1].run(), name="client-events"),
+            asyncio.create_task(self.feeds.run(), name="event-feeds"),
             asyncio.create_task(GcPolicy().run(), name="gc"),
         ]
+        if settings.events.client_events_bridge:
+            self._bridge = self._make_bridge()
+            tasks.append(asyncio.create_task(self._bridge.run(), name="client-events-bridge"))
 
         async def stop_tasks() -> None:
             for task in tasks:
@@ -152,6 +182,10 @@ class PushHubApp:
             sessions=sessions,
             signer=self.signer,
             telemetry=self.telemetry,
+            feeds=self.feeds,
+            history=self.history,
+            events=self.events,
+            history_ttl_ms=int(settings.events.history_ttl.total_seconds() * 1000),
         )
         _log.info(
             "push-hub started",
@@ -162,9 +196,12 @@ class PushHubApp:
         )  # fmt: skip
 
     async def ready(self) -> bool:
-        """Both readers connected and a bounded PING answered (the readers alone may look
+        """Every reader connected and a bounded PING answered (the readers alone may look
         connected between two failed reads)."""
-        if self._readers is None or not all(r.connected.is_set() for r in self._readers):
+        connected = [r.connected for r in self._readers] + [self.feeds.connected]
+        if self._bridge is not None:
+            connected.append(self._bridge.connected)
+        if not self._readers or not all(flag.is_set() for flag in connected):
             return False
         try:
             await ping_or_raise(self._ops_redis, self.settings.redis.operation_timeout)
@@ -177,9 +214,8 @@ class PushHubApp:
         closed = self.hub.close()
         _log.info("shutting down", extra={"open_streams": closed})
 
-    def _make_readers(self, sessions: InProcessSessionCache) -> tuple[StreamTailer, StreamTailer]:
+    def _session_reader(self, sessions: InProcessSessionCache) -> StreamTailer:
         events = self.settings.events
-        metrics = self.push_metrics
 
         def revoked(record: SessionRecord) -> None:
             closed = self.hub.revoke_session(record.device_session_id)
@@ -189,29 +225,52 @@ class PushHubApp:
                     extra={"device_session_id": record.device_session_id, "streams": closed},
                 )
 
-        def tailer(stream: str, handler: object, label: str) -> StreamTailer:
-            return StreamTailer(
-                self._stream_redis,
-                stream,
-                handler,  # type: ignore[arg-type]
-                base_backoff=events.reader_base_backoff,
-                max_backoff=events.reader_max_backoff,
-                block_ms=int(_BLOCK.total_seconds() * 1000),
-                on_reconnect=metrics.stream_reconnects.labels(label).inc,
-            )
+        return StreamTailer(
+            self._stream_redis,
+            events.session_events_stream,
+            SessionEventsHandler(sessions, on_drop=self.push_metrics.on_drop, on_revoked=revoked),
+            base_backoff=events.reader_base_backoff,
+            max_backoff=events.reader_max_backoff,
+            block_ms=int(_BLOCK.total_seconds() * 1000),
+            on_reconnect=self.push_metrics.stream_reconnects.labels(SESSION_EVENTS).inc,
+        )
 
-        return (
-            tailer(
-                events.session_events_stream,
-                SessionEventsHandler(sessions, on_drop=metrics.on_drop, on_revoked=revoked),
-                SESSION_EVENTS,
-            ),
-            tailer(
-                events.client_events_stream,
-                ClientEventsHandler(
-                    self.hub, self.signer, on_drop=metrics.on_drop,
-                    on_delivered=metrics.on_delivered,
-                ),
-                CLIENT_EVENTS,
-            ),
-        )  # fmt: skip
+    def _make_feeds(self) -> UserFeeds:
+        events = self.settings.events
+
+        def gone(user_id: str | None) -> None:
+            if user_id is None:
+                closed = self.hub.end_all(Closure.HISTORY_GONE)
+            else:
+                streams = self.hub.streams_of_user(user_id)
+                for stream in streams:
+                    self.hub.end(stream, Closure.HISTORY_GONE)
+                closed = len(streams)
+            _log.warning("streams ended: their event history is gone", extra={"streams": closed})
+
+        return UserFeeds(
+            self._pubsub_redis,
+            HistoryStore(self._pubsub_redis, self.history.keys),
+            self.events,
+            ttl_ms=int(events.history_ttl.total_seconds() * 1000),
+            max_events=events.history_max_events,
+            base_backoff=events.reader_base_backoff,
+            max_backoff=events.reader_max_backoff,
+            on_gone=gone,
+            on_received=self.push_metrics.on_received,
+            on_reconnect=self.push_metrics.stream_reconnects.labels(CLIENT_EVENTS).inc,
+        )
+
+    def _make_bridge(self) -> LegacyStreamBridge:
+        events = self.settings.events
+        return LegacyStreamBridge(
+            self._stream_redis,
+            self.history,
+            events.client_events_stream,
+            consumer=f"{socket.gethostname()}-{os.getpid()}",
+            base_backoff=events.reader_base_backoff,
+            max_backoff=events.reader_max_backoff,
+            block_ms=int(_BLOCK.total_seconds() * 1000),
+            on_drop=self.push_metrics.on_drop,
+            on_reconnect=self.push_metrics.stream_reconnects.labels(CLIENT_EVENTS_BRIDGE).inc,
+        )

@@ -9,8 +9,9 @@ that is draining (a backlog after a Redis outage) asks ``full_targets`` first
 and awaits ``PushStream.room``. A stream ends exactly once, with one ``Closure`` reason, and the
 hub reports each ending once (``on_closed``) so metrics cannot double count.
 
-Queue items are opaque to the hub: push-hub enqueues the already signed and
-serialized ``GatewayEvent`` bytes, shared by every recipient stream.
+Queue items are ``(entry_id, data)``: the event's place in its user's history
+(so a stream that replays history first can skip what it already sent) and the
+already signed, serialized ``GatewayEvent`` bytes, shared by every recipient.
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ from collections.abc import Callable, Iterable
 from typing import Final
 
 from edgecore.errors import Reject
+from edgecore.event_positions import EntryId
 
-__all__ = ["Closure", "HubClosedError", "PushHub", "PushStream"]
+__all__ = ["Closure", "HubClosedError", "PushHub", "PushStream", "QueueItem"]
+
+QueueItem = tuple[EntryId, bytes]
 
 DEFAULT_QUEUE_CAPACITY: Final = 64
 
@@ -36,6 +40,8 @@ class Closure(enum.Enum):
     REVOKED = "revoked"
     SHUTDOWN = "shutdown"
     SEND_FAILED = "send_failed"
+    HISTORY_GONE = "history_gone"
+    HISTORY_UNAVAILABLE = "history_unavailable"
 
     @property
     def reject(self) -> Reject | None:
@@ -47,6 +53,8 @@ _REJECTS: Final = {
     Closure.OVERFLOW: Reject.PUSH_STREAM_OVERFLOWED,
     Closure.REVOKED: Reject.REVOKED_SESSION,
     Closure.SHUTDOWN: Reject.SHUTTING_DOWN,
+    Closure.HISTORY_GONE: Reject.EVENT_HISTORY_GONE,
+    Closure.HISTORY_UNAVAILABLE: Reject.EVENT_HISTORY_UNAVAILABLE,
 }
 
 
@@ -77,7 +85,7 @@ class PushStream:
         self.device_session_id = device_session_id
         self.capacity = capacity
         self.closure: Closure | None = None
-        self._items: deque[bytes] = deque()
+        self._items: deque[QueueItem] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._room_waiter: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -100,7 +108,7 @@ class PushStream:
     def full(self) -> bool:
         return len(self._items) >= self.capacity
 
-    def _offer(self, item: bytes) -> bool:
+    def _offer(self, item: QueueItem) -> bool:
         """Enqueue without waiting; False when the queue is full (the caller closes us)."""
         items = self._items
         if len(items) >= self.capacity:
@@ -123,7 +131,7 @@ class PushStream:
                 waiter.set_result(None)
         self._made_room()
 
-    def _take(self) -> bytes:
+    def _take(self) -> QueueItem:
         item = self._items.popleft()
         if self._room_waiter is not None:
             self._made_room()
@@ -145,13 +153,13 @@ class PushStream:
                 self._room_waiter = self._loop.create_future()
             await asyncio.shield(self._room_waiter)
 
-    def next_nowait(self) -> bytes | None:
+    def next_nowait(self) -> QueueItem | None:
         """The next queued item, or None when the queue is empty or the stream ended."""
         if self.closure is None and self._items:
             return self._take()
         return None
 
-    async def next(self) -> bytes | None:
+    async def next(self) -> QueueItem | None:
         """Wait for the next item; None once the stream has ended."""
         while self.closure is None:
             if self._items:
@@ -245,7 +253,7 @@ class PushHub:
             )
         return [s for s in targets if s.full]
 
-    def deliver(self, item: bytes, user_id: str, device_session_id: str | None = None) -> int:
+    def deliver(self, item: QueueItem, user_id: str, device_session_id: str | None = None) -> int:
         """Enqueue ``item`` on every targeted stream; returns how many streams got it.
 
         Never waits. A full queue ends that stream alone with ``Closure.OVERFLOW``.
@@ -280,13 +288,20 @@ class PushHub:
             self.end(stream, Closure.REVOKED)
         return len(streams)
 
+    def end_all(self, closure: Closure) -> int:
+        """End every live stream for ``closure`` (the history they resume from is gone)."""
+        streams = [s for group in self._by_user.values() for s in group]
+        for stream in streams:
+            self.end(stream, closure)
+        return len(streams)
+
+    def users(self) -> list[str]:
+        return list(self._by_user)
+
     def close(self) -> int:
         """Shutdown: refuse new streams and end every live one (UNAVAILABLE); returns how many."""
         self._closed = True
-        streams = [s for group in self._by_user.values() for s in group]
-        for stream in streams:
-            self.end(stream, Closure.SHUTDOWN)
-        return len(streams)
+        return self.end_all(Closure.SHUTDOWN)
 
     # -- internals -----------------------------------------------------------------------------
     def _unregister(self, stream: PushStream) -> None:

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgecore.config.values import (
+    GoBool,
     HostPort,
     HttpUrl,
     ListenAddress,
@@ -300,6 +301,16 @@ class EventStreamSettings(Section):
     client_events_stream: NonEmptyStr = Field(
         "gateway:client_events", alias="GATEWAY_REDIS_CLIENT_EVENTS_STREAM"
     )
+    # Added (docs/event-streams.md): per-user histories with resume. The single
+    # client-events stream above stays readable through push-hub's bridge.
+    client_events_bridge: GoBool = Field(True, alias="GATEWAY_REDIS_CLIENT_EVENTS_BRIDGE_ENABLED")
+    events_key_prefix: NonEmptyStr = Field(
+        "gateway:events:", alias="GATEWAY_REDIS_EVENTS_KEY_PREFIX"
+    )
+    history_max_events: int = Field(
+        1000, ge=1, le=100_000, alias="GATEWAY_EVENT_HISTORY_MAX_EVENTS"
+    )
+    history_ttl: PositiveDuration = Field(duration("10m"), alias="GATEWAY_EVENT_HISTORY_TTL")
     reconnect_base_backoff: PositiveDuration = Field(
         duration("250ms"), alias="GATEWAY_BACKEND_PUSH_RECONNECT_BASE_BACKOFF"
     )

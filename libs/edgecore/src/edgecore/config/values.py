@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BeforeValidator
 
 __all__ = [
     "Duration",
+    "GoBool",
     "HostPort",
     "HttpUrl",
     "ListenAddress",
@@ -155,6 +156,22 @@ def _origins(values: tuple[str, ...]) -> tuple[str, ...]:
     return values
 
 
+_GO_TRUE: Final = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_GO_FALSE: Final = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+def _to_bool(value: object) -> object:
+    """Go's strconv.ParseBool spellings, nothing else (``yes`` is a typo here, not true)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text in _GO_TRUE:
+            return True
+        if text in _GO_FALSE:
+            return False
+        raise ValueError("must be true or false")
+    return value
+
+
 def _http_url(value: str) -> str:
     parts = urlsplit(value.strip())
     if parts.scheme not in {"http", "https"} or not parts.hostname:
@@ -173,3 +190,4 @@ ListenAddressList = Annotated[tuple[ListenAddress, ...], BeforeValidator(_comma_
 NameList = Annotated[tuple[str, ...], BeforeValidator(_comma_separated)]
 OriginList = Annotated[tuple[str, ...], BeforeValidator(_comma_separated), AfterValidator(_origins)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
+GoBool = Annotated[bool, BeforeValidator(_to_bool)]

@@ -15,9 +15,11 @@ Three ways to get one, tried in this order by :func:`provide_redis_server`:
 is unavailable; ``auto`` (the default) is the order above.
 
 Every server this module starts requires a password (production requires one too),
-listens on 127.0.0.1 only, and keeps no data on disk (``save ""``, no AOF): a
+listens on 127.0.0.1 only, and by default keeps no data on disk (``save ""``, no AOF): a
 ``stop()``/``start()`` cycle brings the server back on the same port with the same
-password but with an empty dataset.
+password but with an empty dataset. ``persistent=True`` (embedded and container servers)
+turns on AOF persistence (``appendonly yes``, ``appendfsync everysec``), as production
+runs it: the dataset then survives ``stop()``/``start()``.
 """
 
 from __future__ import annotations
@@ -107,7 +109,8 @@ class RedisServer(ABC):
     Usable as a context manager (``with EmbeddedRedisServer() as srv: ...``: started on
     enter, released on exit) or with explicit :meth:`start` / :meth:`stop` / :meth:`close`.
     :meth:`stop` then :meth:`start` restarts the *same* server: same host, port and
-    password, empty dataset. :meth:`close` releases everything for good.
+    password, empty dataset (unless started ``persistent``). :meth:`close` releases
+    everything for good.
     """
 
     source: ClassVar[RedisSource]
@@ -385,6 +388,12 @@ class EmbeddedRedisServer(RedisServer):
     password is not on the command line). The child runs in its own process group and
     gets SIGKILL if this Python process dies (``PR_SET_PDEATHSIG``), so no orphan survives
     even a ``kill -9`` of the test runner.
+
+    ``persistent=True`` writes an append-only file (``appendonly yes``, ``appendfsync
+    everysec``) into that dir, so the dataset survives :meth:`stop` / :meth:`start`.
+    ``data_dir`` puts the config, log and data there instead of a temp dir (created 0700
+    if missing); :meth:`close` leaves a given ``data_dir`` in place, so a persistent
+    server started on it again later finds its data.
     """
 
     source: ClassVar[RedisSource] = "embedded"
@@ -396,11 +405,15 @@ class EmbeddedRedisServer(RedisServer):
         password: str | None = None,
         port: int = 0,
         start_timeout: float = 10.0,
+        persistent: bool = False,
+        data_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__(host=LOOPBACK, port=port, password=password or _new_password())
         self._binary = Path(binary) if binary is not None else find_valkey_server()
         self._start_timeout = start_timeout
-        self._dir: Path | None = None
+        self._persistent = persistent
+        self._own_dir = data_dir is None  # a temp dir of ours, removed by close()
+        self._dir: Path | None = Path(data_dir).resolve() if data_dir is not None else None
         self._proc: subprocess.Popen[bytes] | None = None
         self._closed = False
 
@@ -417,6 +430,15 @@ class EmbeddedRedisServer(RedisServer):
         return self._dir / "valkey.log" if self._dir is not None else None
 
     @property
+    def persistent(self) -> bool:
+        return self._persistent
+
+    @property
+    def data_dir(self) -> Path | None:
+        """Where the config, log and (when persistent) the append-only file live."""
+        return self._dir
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
@@ -428,7 +450,11 @@ class EmbeddedRedisServer(RedisServer):
             "protected-mode yes",
             f"requirepass {_conf_quote(self._password)}",
             'save ""',
-            "appendonly no",
+            *(
+                ("appendonly yes", "appendfsync everysec")
+                if self._persistent
+                else ("appendonly no",)
+            ),
             f"dir {_conf_quote(str(directory))}",
             "daemonize no",
             f"logfile {_conf_quote(str(directory / 'valkey.log'))}",
@@ -446,6 +472,8 @@ class EmbeddedRedisServer(RedisServer):
             return
         if self._dir is None:
             self._dir = Path(tempfile.mkdtemp(prefix="edge-valkey-"))
+        else:
+            self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self._port == 0:
             self._port = _free_port()
         conf = self._write_config(self._dir)
@@ -518,7 +546,7 @@ class EmbeddedRedisServer(RedisServer):
         self.stop()
         self._closed = True
         _LIVE.discard(self)
-        if self._dir is not None:
+        if self._dir is not None and self._own_dir:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 
@@ -665,7 +693,9 @@ class ContainerRedisServer(RedisServer):
 
     Port 6379 of the container is published on ``127.0.0.1:<fixed free port>``; ``stop()``
     and ``start()`` stop and start the same container, so the host port and the password
-    survive a restart (the dataset does not: nothing is persisted). Ryuk is disabled (its
+    survive a restart (the dataset does not, unless ``persistent=True``: then the server
+    keeps an append-only file in the container's ``/data``, which lives as long as the
+    container, until :meth:`close`). Ryuk is disabled (its
     image cannot be pulled here); instead containers carry a label naming the owning
     process, and leftovers of dead owners are removed on the next start.
     """
@@ -681,8 +711,10 @@ class ContainerRedisServer(RedisServer):
         host: str | None = None,
         start_timeout: float = 30.0,
         build_if_missing: bool = True,
+        persistent: bool = False,
     ) -> None:
         super().__init__(host=LOOPBACK, port=port, password=password or _new_password())
+        self._persistent = persistent
         self._image = image or os.environ.get(ENV_IMAGE, "").strip() or DEFAULT_IMAGE
         self._docker_host = host or docker_host()
         self._start_timeout = start_timeout
@@ -759,8 +791,11 @@ class ContainerRedisServer(RedisServer):
             self._password,
             "--save",
             "",
-            "--appendonly",
-            "no",
+            *(
+                ("--appendonly", "yes", "--appendfsync", "everysec")
+                if self._persistent
+                else ("--appendonly", "no")
+            ),
             "--dir",
             "/data",
         ]
