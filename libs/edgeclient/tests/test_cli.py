@@ -20,6 +20,7 @@ import pytest
 
 from edgeclient import DeviceKey, Profile, ProfileStore
 from edgeclient.testing import (
+    HISTORY_GONE,
     ReceivedCommand,
     Reject,
     StandInGateway,
@@ -28,6 +29,7 @@ from edgeclient.testing import (
     ok,
 )
 from edgecore.fbjson import default_codec
+from edgecore.payloads import decode_subscribe_options
 
 pytestmark = pytest.mark.integration
 
@@ -258,6 +260,8 @@ async def test_events_prints_json_lines(world: World) -> None:
     bootstrap, invite_line = lines
     [opening] = world.gateway.received
     assert bootstrap["event_id"] == opening.request_id
+    assert bootstrap["position"] == world.gateway.head_position
+    assert "position" not in invite_line  # not in the history (a stand-in extra)
     assert set(bootstrap["payload"]) == {"server_time_ms"}
     assert isinstance(bootstrap["timestamp_ms"], int)
     assert invite_line["payload"]["invite_id"] == "inv-1"
@@ -427,6 +431,77 @@ async def test_events_reopen_after_a_draining_gateway_and_end_on_revocation(
     assert len({o.request_id for o in opens}) == 2
     bootstraps = [json.loads(line) for line in run.stdout.splitlines()]
     assert [b["event_id"] for b in bootstraps] == [o.request_id for o in opens]
+    # The second stream resumed where the first one stopped.
+    first_position = bootstraps[0]["position"]
+    assert notes[0].endswith(f" s from position {first_position}")
+    assert [decode_subscribe_options(o.payload) for o in opens] == [None, first_position]
+    assert bootstraps[1]["position"] == first_position
+
+
+async def test_events_resume_from_a_saved_position(world: World) -> None:
+    gateway = world.gateway
+    for n in range(1, 4):
+        await gateway.publish("lobby.future.kind", bytes([n]), event_id=f"e{n}")
+    saved = gateway.history[0].position
+    world.seed_profile()
+    run = await world.edgectl("events", "--resume-from", saved, "--count", "3")
+    assert run.status == 0, run
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [(line["event_type"], line.get("event_id")) for line in lines[1:]] == [
+        ("lobby.future.kind", "e2"),
+        ("lobby.future.kind", "e3"),
+    ]
+    assert [line["position"] for line in lines] == [
+        saved,
+        gateway.history[1].position,
+        gateway.history[2].position,
+    ]
+    assert [decode_subscribe_options(o.payload) for o in gateway.received] == [saved]
+
+
+async def test_events_from_a_position_the_history_lost(world: World) -> None:
+    gateway = world.gateway
+    await gateway.publish("lobby.future.kind", b"")
+    saved = gateway.head_position
+    await gateway.publish("lobby.future.kind", b"")
+    gateway.forget_history()
+    world.seed_profile()
+    for extra in ((), ("--no-reconnect",)):
+        run = await world.edgectl("events", "--resume-from", saved, *extra)
+        assert run.assert_one_line_error(1) == (
+            "edgectl: the gateway's event history no longer holds the events after position "
+            f"{saved} (gateway error OUT_OF_RANGE: resume position is older than the event "
+            "history): refetch state and run `edgectl events` again without --resume-from"
+        )
+        assert run.stdout == ""
+    assert len(gateway.received) == 2  # once each: never retried
+
+
+async def test_events_end_when_a_live_stream_finds_its_history_gone(world: World) -> None:
+    world.seed_profile()
+    process = asyncio.create_task(world.edgectl("events"))
+    await world.gateway.wait_for_streams(1, seconds=30)
+    await world.gateway.publish("lobby.future.kind", b"\x07")
+    await world.gateway.close_streams(*HISTORY_GONE)
+    run = await process
+    line = run.assert_one_line_error(1)
+    last = json.loads(run.stdout.splitlines()[-1])
+    assert last["payload"] == {"payload_hex": "07"}
+    assert line.startswith(
+        f"edgectl: the gateway's event history no longer holds the events after position "
+        f"{last['position']} ("
+    )
+    assert line.endswith("run `edgectl events` again without --resume-from")
+    assert len(world.gateway.received) == 1
+
+
+async def test_events_from_a_malformed_position(world: World) -> None:
+    world.seed_profile()
+    run = await world.edgectl("events", "--resume-from", "yesterday")
+    assert run.assert_one_line_error(1) == (
+        "edgectl: gateway error INVALID_ARGUMENT: subscribe options are malformed"
+    )
+    assert len(world.gateway.received) == 1
 
 
 async def test_events_no_reconnect_ends_with_the_stream(world: World) -> None:
@@ -503,6 +578,8 @@ async def test_unreachable_gateway_is_one_line_exit_1(world: World) -> None:
             "edgectl: request does not fit user.AccountGetRequest",
         ),
         (("events", "--count", "0"), "edgectl: --count must be at least 1"),
+        (("events", "--resume-from", ""), "edgectl: --resume-from needs a position"),
+        (("events", "--resume-from", "p" * 65), "edgectl: --resume-from is longer than 64"),
         (("call", "user.account.get", "--server-key", "abc"), "edgectl: invalid server key"),
         (("--profile", "../x", "call", "user.account.get"), "edgectl: invalid profile name"),
         (("--profile", "nobody", "call", "user.account.get"), "edgectl: no profile 'nobody'"),

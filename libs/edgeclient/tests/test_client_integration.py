@@ -20,6 +20,7 @@ from edgeclient import (
     BusinessError,
     DeviceKey,
     EdgeClient,
+    EventHistoryGoneError,
     EventVerificationError,
     GatewayError,
     PublicApiError,
@@ -29,8 +30,11 @@ from edgeclient import (
     UnknownMessageTypeError,
     VerifiedEvent,
 )
+from edgeclient.client import Reconnect
 from edgeclient.jsonapi import decode_event
 from edgeclient.testing import (
+    HISTORY_GONE,
+    HISTORY_UNAVAILABLE,
     ReceivedCommand,
     Reject,
     StandInGateway,
@@ -40,7 +44,7 @@ from edgeclient.testing import (
 )
 from edgecore.catalog import SERVER_TIME_EVENT_TYPE, SUBSCRIBE_EVENTS_MESSAGE_TYPE
 from edgecore.fbjson import default_codec
-from edgecore.payloads import decode_server_time_event
+from edgecore.payloads import decode_server_time_event, decode_subscribe_options
 from edgecore.signing import event_signing_input, payload_hash
 
 pytestmark = pytest.mark.integration
@@ -411,6 +415,165 @@ async def test_split_addresses_route_each_method(device_key: DeviceKey) -> None:
         assert bootstrap.event_type == SERVER_TIME_EVENT_TYPE
         assert [c.message_type for c in commands.received] == ["user.account.get"]
         assert [c.message_type for c in events.received] == [SUBSCRIBE_EVENTS_MESSAGE_TYPE]
+
+
+# --- resuming streams --------------------------------------------------------
+
+
+def _opened_from(gateway: StandInGateway) -> list[str | None]:
+    """The resume position each SubscribeEvents open asked for (None: from now)."""
+    return [decode_subscribe_options(c.payload) for c in gateway.received]
+
+
+async def test_every_event_carries_its_position(
+    gateway: StandInGateway, client: EdgeClient
+) -> None:
+    async with contextlib.aclosing(client.subscribe()) as stream:
+        [bootstrap] = await _take(stream, 1)
+        assert bootstrap.position == gateway.head_position
+        await gateway.wait_for_streams(1)
+        await gateway.publish("lobby.invite.received", b"\x01")
+        await gateway.publish("lobby.invite.received", b"\x02")
+        first, second = await _take(stream, 2)
+    assert first.position == gateway.history[0].position
+    assert second.position == gateway.history[1].position == gateway.head_position
+    assert len({bootstrap.position, first.position, second.position}) == 3
+    assert _opened_from(gateway) == [None]
+    assert gateway.received[0].payload == b""  # no options: start from now
+
+
+async def test_subscribe_resumes_after_a_position(
+    gateway: StandInGateway, client: EdgeClient
+) -> None:
+    other = "ds-other"
+    gateway.register_session(other, DeviceKey.generate().public_key)
+    for n in range(1, 4):
+        await gateway.publish("lobby.invite.received", b"", event_id=f"e{n}")
+    resume = gateway.history[0].position  # after e1
+    await gateway.publish("lobby.invite.received", b"", event_id="e4", device_session_id=other)
+    await gateway.publish("lobby.invite.received", b"", event_id="e5", device_session_id=SESSION)
+
+    stream = client.subscribe(request_id="open-r", resume_position=resume)
+    async with contextlib.aclosing(stream):
+        bootstrap, *missed = await _take(stream, 4)
+        await gateway.wait_for_streams(1)
+        await gateway.publish("lobby.invite.received", b"", event_id="e6")
+        [live] = await _take(stream, 1)
+    assert (bootstrap.event_type, bootstrap.event_id, bootstrap.position) == (
+        SERVER_TIME_EVENT_TYPE,
+        "open-r",
+        resume,
+    )
+    assert [e.event_id for e in missed] == ["e2", "e3", "e5"]  # e4 was another session's
+    assert [e.position for e in missed] == [gateway.history[i].position for i in (1, 2, 4)]
+    assert live.event_id == "e6"
+    assert _opened_from(gateway) == [resume]
+
+
+async def test_resuming_from_a_position_the_history_lost_is_history_gone(
+    gateway: StandInGateway, client: EdgeClient
+) -> None:
+    await gateway.publish("lobby.invite.received", b"")
+    old = gateway.history[0].position
+    await gateway.publish("lobby.invite.received", b"")
+    gateway.forget_history()
+    with pytest.raises(EventHistoryGoneError) as caught:
+        await _take(client.subscribe(resume_position=old), 1)
+    assert (caught.value.code_name, caught.value.message) == (
+        "OUT_OF_RANGE",
+        "resume position is older than the event history",
+    )
+    assert caught.value.resume_position == old
+    assert caught.value.permanent
+    # The head itself is still a valid place to resume from: nothing after it is missing.
+    [bootstrap] = await _take(client.subscribe(resume_position=gateway.head_position), 1)
+    assert bootstrap.position == gateway.head_position
+
+
+async def test_malformed_resume_position_is_refused(client: EdgeClient) -> None:
+    with pytest.raises(GatewayError) as caught:
+        await _take(client.subscribe(resume_position="not a position"), 1)
+    assert (caught.value.code_name, caught.value.message, caught.value.permanent) == (
+        "INVALID_ARGUMENT",
+        "subscribe options are malformed",
+        True,
+    )
+
+
+async def test_a_bootstrap_that_did_not_resume_fails_verification(
+    gateway: StandInGateway, client: EdgeClient
+) -> None:
+    await gateway.publish("lobby.invite.received", b"")
+    resume = gateway.head_position
+    await gateway.publish("lobby.invite.received", b"")
+
+    def skip_ahead(event: Any) -> None:  # the position is not signed: no re-signing needed
+        if event.event_type == SERVER_TIME_EVENT_TYPE:
+            event.position = gateway.head_position
+
+    gateway.event_tamper = skip_ahead
+    with pytest.raises(EventVerificationError, match="did not resume from"):
+        await _take(client.subscribe(resume_position=resume), 1)
+
+
+async def test_follow_resumes_across_reconnects_without_gap_or_duplicate(
+    gateway: StandInGateway, client: EdgeClient
+) -> None:
+    steps: list[Reconnect] = []
+    stream = client.follow(on_reconnect=steps.append, base_backoff=0.05, random=lambda: 1.0)
+    async with contextlib.aclosing(stream):
+        [first_bootstrap] = await _take(stream, 1)
+        await gateway.wait_for_streams(1)
+        await gateway.publish("lobby.invite.received", b"", event_id="e1")
+        [e1] = await _take(stream, 1)
+        gateway.open_rejects.append(HISTORY_UNAVAILABLE)  # the next open is refused once
+        await gateway.close_streams(grpc.StatusCode.UNAVAILABLE, "gateway is shutting down")
+        # Published while no stream is open (or while the old one ends): still owed.
+        await gateway.publish("lobby.invite.received", b"", event_id="e2")
+        await gateway.publish("lobby.invite.received", b"", event_id="e3")
+        second_bootstrap, e2, e3 = await _take(stream, 3)
+        await gateway.wait_for_streams(1)
+        await gateway.publish("lobby.invite.received", b"", event_id="e4")
+        [e4] = await _take(stream, 1)
+    assert second_bootstrap.event_type == SERVER_TIME_EVENT_TYPE
+    assert second_bootstrap.position == e1.position
+    assert [e.event_id for e in (e1, e2, e3, e4)] == ["e1", "e2", "e3", "e4"]
+    assert _opened_from(gateway) == [None, e1.position, e1.position]
+    assert [(s.cause and s.cause.message, s.resume_position) for s in steps] == [
+        ("gateway is shutting down", e1.position),
+        ("event history is unavailable", e1.position),
+    ]
+    assert first_bootstrap.position != e1.position
+
+
+async def test_follow_ends_when_the_history_is_gone(
+    gateway: StandInGateway, client: EdgeClient
+) -> None:
+    steps: list[Reconnect] = []
+    stream = client.follow(on_reconnect=steps.append, base_backoff=0.01)
+    async with contextlib.aclosing(stream):
+        await _take(stream, 1)
+        await gateway.wait_for_streams(1)
+        await gateway.publish("lobby.invite.received", b"", event_id="e1")
+        [e1] = await _take(stream, 1)
+        await gateway.close_streams(*HISTORY_GONE)  # a live stream learns its history is gone
+        with pytest.raises(EventHistoryGoneError) as caught:
+            await _take(stream, 1)
+    assert caught.value.resume_position == e1.position
+    assert steps == []
+    assert len(gateway.received) == 1
+
+
+async def test_follow_from_a_lost_position_is_not_retried(
+    gateway: StandInGateway, client: EdgeClient
+) -> None:
+    await gateway.publish("lobby.invite.received", b"")
+    old = gateway.head_position
+    await gateway.publish("lobby.invite.received", b"")
+    gateway.forget_history()
+    with pytest.raises(EventHistoryGoneError):
+        await _take(client.follow(resume_position=old, base_backoff=0.01), 1)
+    assert _opened_from(gateway) == [old]
 
 
 # --- public REST -------------------------------------------------------------

@@ -3,6 +3,9 @@
 * :class:`PublicAuthClient`: the unauthenticated e-mail code login (REST/JSON).
 * :class:`EdgeClient`: signed ExecuteCommand calls and the SubscribeEvents
   stream (gRPC); every response and event is verified before it is returned.
+  ``follow()`` reconnects and resumes from each event's ``position`` so nothing
+  is missed; :class:`EventHistoryGoneError` says the gateway can no longer
+  replay from a position (refetch state, then follow without one).
 * :mod:`edgeclient.jsonapi`: JSON <-> FlatBuffers payload helpers.
 * :class:`ProfileStore` / :class:`Profile`: where edgectl keeps a login.
 
@@ -23,6 +26,7 @@ from edgeclient.envelope import (
 from edgeclient.errors import (
     BusinessError,
     EdgeClientError,
+    EventHistoryGoneError,
     EventVerificationError,
     GatewayError,
     ProfileError,
@@ -42,6 +46,7 @@ __all__ = [
     "DeviceKey",
     "EdgeClient",
     "EdgeClientError",
+    "EventHistoryGoneError",
     "EventVerificationError",
     "GatewayError",
     "Profile",

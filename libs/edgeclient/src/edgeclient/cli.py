@@ -5,6 +5,12 @@ response-signer public key. Errors are one line on stderr,
 ``edgectl: <what went wrong>``; the exit status is 1 for gateway, business,
 verification and network errors, 2 for usage and configuration errors and
 130 on Ctrl-C. The device seed is never printed.
+
+``edgectl events`` prints one JSON line per event with its resume ``position``;
+it reconnects by itself and resumes from the last position, so no event is
+missed or repeated, and ``--resume-from POSITION`` starts after a saved one.
+When the gateway's history no longer holds the events after the position it
+exits 1 telling to refetch state and run again without ``--resume-from``.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from edgeclient.client import DEFAULT_TIMEOUT, EdgeClient, Reconnect, parse_targ
 from edgeclient.envelope import VerifiedEvent
 from edgeclient.errors import (
     EdgeClientError,
+    EventHistoryGoneError,
     GatewayError,
     ProfileError,
     RequestEncodingError,
@@ -36,6 +43,7 @@ from edgeclient.jsonapi import decode_event
 from edgeclient.keys import DeviceKey, parse_server_public_key
 from edgeclient.profile import DEFAULT_PROFILE, Profile, ProfileStore
 from edgeclient.public_auth import PublicAuthClient
+from edgecore.event_positions import MAX_POSITION_BYTES
 
 __all__ = ["main"]
 
@@ -126,7 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--trace-id", help="optional correlation id")
 
     events = commands.add_parser(
-        "events", parents=[common], help="print verified events as JSON lines"
+        "events",
+        parents=[common],
+        help="print verified events as JSON lines",
+        description="Print verified events as JSON lines, each with its resume position. "
+        "Reconnects resume from the last position, so nothing is missed or repeated.",
     )
     events.add_argument(
         "--count", type=int, help="stop after N events (the bootstrap counts); default: follow"
@@ -135,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-reconnect",
         action="store_true",
         help="end when the stream ends, instead of reopening it with backoff",
+    )
+    events.add_argument(
+        "--resume-from",
+        metavar="POSITION",
+        help='start after this event position (the "position" of an event printed '
+        "earlier): the events published since come first; default: from now",
     )
 
     sessions = commands.add_parser(
@@ -331,19 +349,28 @@ async def cmd_call(args: argparse.Namespace, ctx: Context) -> int:
 async def cmd_events(args: argparse.Namespace, ctx: Context) -> int:
     if args.count is not None and args.count < 1:
         raise UsageError("--count must be at least 1")
+    resume: str | None = args.resume_from
+    if resume is not None:
+        if not resume.strip():
+            raise UsageError("--resume-from needs a position")
+        if len(resume.encode("utf-8")) > MAX_POSITION_BYTES:
+            raise UsageError(f"--resume-from is longer than {MAX_POSITION_BYTES} bytes")
     profile = _effective_profile(ctx)
 
     def reconnecting(step: Reconnect) -> None:
         why = str(step.cause) if step.cause is not None else "the gateway ended the stream"
+        where = f" from position {step.resume_position}" if step.resume_position else ""
         print(
-            f"{PROG}: events: {why}; reconnecting in {step.delay:.1f} s",
+            f"{PROG}: events: {why}; reconnecting in {step.delay:.1f} s{where}",
             file=sys.stderr,
             flush=True,
         )
 
     async with EdgeClient.from_profile(profile, timeout=ctx.timeout) as client:
         events = (
-            client.subscribe() if args.no_reconnect else client.follow(on_reconnect=reconnecting)
+            client.subscribe(resume_position=resume)
+            if args.no_reconnect
+            else client.follow(resume_position=resume, on_reconnect=reconnecting)
         )
         await _print_events(events, args.count)
     return 0
@@ -362,6 +389,8 @@ async def _print_events(events: AsyncGenerator[VerifiedEvent, None], count: int 
                 line["request_id"] = event.request_id
             if event.trace_id:
                 line["trace_id"] = event.trace_id
+            if event.position:
+                line["position"] = event.position
             line["payload"] = decode_event(event)
             _print_json(line, indent=None)
             seen += 1
@@ -465,6 +494,13 @@ def _status_of(exc: BaseException) -> int:
         return _fail("interrupted", EXIT_INTERRUPTED)
     if isinstance(exc, UsageError | ProfileError | UnknownMessageTypeError | RequestEncodingError):
         return _fail(str(exc), EXIT_USAGE)
+    if isinstance(exc, EventHistoryGoneError):
+        after = f"position {exc.resume_position}" if exc.resume_position else "the position"
+        return _fail(
+            f"the gateway's event history no longer holds the events after {after} ({exc}): "
+            f"refetch state and run `{PROG} events` again without --resume-from",
+            EXIT_FAILURE,
+        )
     if (
         isinstance(exc, GatewayError)
         and exc.code_name == "UNAUTHENTICATED"

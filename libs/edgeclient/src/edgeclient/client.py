@@ -3,6 +3,15 @@
 Every response and event is verified against the gateway's response-signer
 public key before the caller sees it; nothing that fails verification is
 ever returned as data.
+
+Resuming a stream: every event carries a resume ``position``
+(:attr:`VerifiedEvent.position`; on the bootstrap, where the stream starts).
+``subscribe(resume_position=p)`` first delivers every event of the user (and of
+this session) published after ``p``, then continues live: no duplicate, no gap.
+:meth:`EdgeClient.follow` does that on every reconnect by itself. When the
+gateway's history no longer covers ``p`` the stream ends with
+:class:`~edgeclient.errors.EventHistoryGoneError`: refetch state, then subscribe
+without a position.
 """
 
 from __future__ import annotations
@@ -28,13 +37,15 @@ from edgeclient.envelope import (
     verify_response,
 )
 from edgeclient.errors import (
+    EventHistoryGoneError,
     EventVerificationError,
     GatewayError,
     ProfileError,
     parse_retry_after,
 )
 from edgecore.catalog import SERVER_TIME_EVENT_TYPE, SUBSCRIBE_EVENTS_MESSAGE_TYPE
-from edgecore.payloads import decode_server_time_event
+from edgecore.event_positions import MAX_POSITION_BYTES
+from edgecore.payloads import decode_server_time_event, encode_subscribe_options
 from edgecore.signing import ED25519_PUBLIC_KEY_SIZE
 from galaxy.gateway.v1 import edge_gateway_pb2 as pb
 from galaxy.gateway.v1 import edge_gateway_pb2_grpc as pb_grpc
@@ -84,6 +95,16 @@ def _gateway_error(exc: grpc.aio.AioRpcError) -> GatewayError:
     return GatewayError(name, str(exc.details() or ""), _retry_after(exc))
 
 
+def _stream_error(exc: grpc.aio.AioRpcError, position: str | None) -> GatewayError:
+    """A SubscribeEvents status: OUT_OF_RANGE is the event history gone past ``position``."""
+    error = _gateway_error(exc)
+    if error.code_name == "OUT_OF_RANGE":
+        return EventHistoryGoneError(
+            error.code_name, error.message, error.retry_after, resume_position=position
+        )
+    return error
+
+
 def _retry_after(exc: grpc.aio.AioRpcError) -> int | None:
     """``retry-after``, which the gateway sends with a rate-limit reject."""
     for key, value in (*(exc.trailing_metadata() or ()), *(exc.initial_metadata() or ())):
@@ -99,6 +120,8 @@ class Reconnect:
     attempt: int
     delay: float
     cause: GatewayError | None  # None: the gateway ended the stream without a status
+    resume_position: str | None = None
+    """Where the next stream resumes (None: from "now")."""
 
 
 class EdgeClient:
@@ -235,40 +258,63 @@ class EdgeClient:
         request_id: str | None = None,
         trace_id: str | None = None,
         timestamp_ms: int | None = None,
-        payload: bytes = b"",
+        resume_position: str | None = None,
+        payload: bytes | None = None,
     ) -> AsyncGenerator[VerifiedEvent, None]:
         """Open SubscribeEvents and yield verified events, the bootstrap first.
 
         The first event must be ``gateway.server_time`` whose event_id is the
-        opening request_id. An event that fails verification raises
+        opening request_id. Each event's :attr:`~VerifiedEvent.position` is its
+        resume position (the bootstrap's: where the stream starts).
+
+        ``resume_position`` (a ``position`` received on an earlier stream) asks
+        for every event published after it first, then live events: the
+        opening payload becomes a ``gateway.SubscribeEventsOptions`` (signed like
+        any payload), and the bootstrap must carry that same position. None or
+        ``""``: start from now. ``payload`` sends raw opening payload bytes
+        instead (tests, future options); passing both is a ValueError.
+
+        An event that fails verification raises
         :class:`~edgeclient.errors.EventVerificationError` and ends the
         stream; a gRPC status (for example FAILED_PRECONDITION "device session
-        is revoked") raises :class:`~edgeclient.errors.GatewayError`. Leaving
-        the loop early cancels the call.
+        is revoked") raises :class:`~edgeclient.errors.GatewayError`, and
+        OUT_OF_RANGE "resume position is older than the event history" (at open,
+        or later on a live stream) its subclass
+        :class:`~edgeclient.errors.EventHistoryGoneError`. Leaving the loop early
+        cancels the call.
         """
         request_id = request_id if request_id is not None else str(uuid.uuid4())
         if not request_id:
             raise ValueError("request_id must not be empty")
+        resume = resume_position or None
+        if resume is not None:
+            if payload is not None:
+                raise ValueError("pass either resume_position or payload, not both")
+            if len(resume.encode("utf-8")) > MAX_POSITION_BYTES:
+                raise ValueError(f"resume_position is longer than {MAX_POSITION_BYTES} bytes")
+            payload = encode_subscribe_options(resume)
         signed = sign_request(
             self._key,
             device_session_id=self.device_session_id,
             message_type=SUBSCRIBE_EVENTS_MESSAGE_TYPE,
             timestamp_ms=timestamp_ms if timestamp_ms is not None else now_ms(),
             request_id=request_id,
-            payload=payload,
+            payload=payload if payload is not None else b"",
         )
         request = pb.SubscribeEventsRequest(**signed.envelope_fields(), trace_id=trace_id or "")
         call = self._stub(self.events_addr).SubscribeEvents(request)
         bootstrapped = False
+        position = resume  # of the last event yielded: what a history-gone refers to
         try:
             async for raw in call:
                 event = verify_event(raw, server_public_key=self._server_key)
                 if not bootstrapped:
-                    _check_bootstrap(event, request_id)
+                    _check_bootstrap(event, request_id, resume)
                     bootstrapped = True
+                position = event.position or None
                 yield event
         except grpc.aio.AioRpcError as exc:
-            raise _gateway_error(exc) from None
+            raise _stream_error(exc, position) from None
         finally:
             call.cancel()
         if not bootstrapped:
@@ -279,6 +325,7 @@ class EdgeClient:
     async def follow(
         self,
         *,
+        resume_position: str | None = None,
         on_reconnect: Callable[[Reconnect], None] | None = None,
         base_backoff: float = FOLLOW_BASE_BACKOFF,
         max_backoff: float = FOLLOW_MAX_BACKOFF,
@@ -294,16 +341,32 @@ class EdgeClient:
         of a rate limit), reset once a stream delivered its bootstrap, so clients cut
         off together do not come back in one wave. A permanent status (a revoked or
         unknown session, a bad signature, ...; :attr:`GatewayError.permanent`) and any
-        verification failure end it by raising. Every stream starts at "now": events
-        published while no stream was open are not replayed (docs/event-streams.md).
+        verification failure end it by raising.
+
+        No event is lost or repeated across reconnects: ``follow`` remembers the
+        :attr:`~VerifiedEvent.position` of the last event it yielded (the bootstrap
+        included) and every new stream resumes from it, so the events published
+        while no stream was open come first. The first stream resumes from
+        ``resume_position`` (one saved from an earlier run), or starts at "now" when
+        it is None. An event without a position (a gateway that sends none) leaves
+        nothing to resume from: the next stream starts at "now".
+
+        When the gateway's history no longer holds every event after the position
+        (trimmed, expired, or Redis lost its data), at open or on a live stream,
+        :class:`~edgeclient.errors.EventHistoryGoneError` ends it (permanent, never
+        retried): refetch the state those events would have changed, then follow
+        again without a position. UNAVAILABLE "event history is unavailable" is
+        retried like any transient status.
         """
+        position = resume_position or None
         attempt = 0
         while True:
             cause: GatewayError | None = None
             try:
-                async with contextlib.aclosing(self.subscribe()) as stream:
+                async with contextlib.aclosing(self.subscribe(resume_position=position)) as stream:
                     async for event in stream:
                         attempt = 0
+                        position = event.position or None
                         yield event
             except GatewayError as exc:
                 if exc.permanent:
@@ -314,7 +377,7 @@ class EdgeClient:
                 delay = max(delay, float(cause.retry_after))
             attempt += 1
             if on_reconnect is not None:
-                on_reconnect(Reconnect(attempt, delay, cause))
+                on_reconnect(Reconnect(attempt, delay, cause, position))
             await asyncio.sleep(delay)
 
     async def call_json(
@@ -337,7 +400,7 @@ class EdgeClient:
         return jsonapi.decode_result(message_type, result)
 
 
-def _check_bootstrap(event: VerifiedEvent, request_id: str) -> None:
+def _check_bootstrap(event: VerifiedEvent, request_id: str, resume_position: str | None) -> None:
     if event.event_type != SERVER_TIME_EVENT_TYPE:
         raise EventVerificationError(
             f"first event is {event.event_type!r}, expected {SERVER_TIME_EVENT_TYPE!r}"
@@ -345,6 +408,13 @@ def _check_bootstrap(event: VerifiedEvent, request_id: str) -> None:
     if event.event_id != request_id:
         raise EventVerificationError(
             f"bootstrap event_id {event.event_id!r} is not the opening request_id {request_id!r}"
+        )
+    if resume_position is not None and event.position != resume_position:
+        # Unsigned, but a gateway that did not resume must not look as if it had: the
+        # events in between would be silently missing.
+        raise EventVerificationError(
+            f"the stream did not resume from {resume_position!r}: "
+            f"its bootstrap position is {event.position!r}"
         )
     try:
         decode_server_time_event(event.payload)

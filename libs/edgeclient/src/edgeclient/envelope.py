@@ -14,6 +14,7 @@ from typing import Any
 from edgeclient.errors import EventVerificationError, ResponseVerificationError
 from edgeclient.keys import DeviceKey
 from edgecore.catalog import PROTOCOL_VERSION
+from edgecore.event_positions import MAX_POSITION_BYTES
 from edgecore.signing import (
     PAYLOAD_HASH_SIZE,
     event_signing_input,
@@ -117,7 +118,15 @@ class CommandResult:
 
 @dataclass(frozen=True, slots=True)
 class VerifiedEvent:
-    """A verified GatewayEvent."""
+    """A verified GatewayEvent.
+
+    ``position`` is the event's resume position: opaque text (at most 64 bytes) naming
+    its place in the user's event history; on the ``gateway.server_time`` bootstrap it is
+    where the stream starts. Hand the last one received to
+    ``EdgeClient.subscribe(resume_position=...)`` (``follow`` does it on every reconnect)
+    to get what was published in between. It is not covered by the event signature
+    (galaxy-event-v1); empty when the gateway sent none.
+    """
 
     event_type: str
     event_id: str
@@ -125,6 +134,7 @@ class VerifiedEvent:
     payload: bytes
     request_id: str = ""
     trace_id: str = ""
+    position: str = ""
 
 
 def _check_hash(payload: bytes, claimed: bytes) -> str | None:
@@ -182,7 +192,10 @@ def verify_response(
 
 
 def verify_event(event: Any, *, server_public_key: bytes) -> VerifiedEvent:
-    """Verify a GatewayEvent: payload hash and signature over the canonical event input."""
+    """Verify a GatewayEvent: payload hash and signature over the canonical event input.
+
+    The resume ``position`` is not signed; it is passed through (at most 64 bytes).
+    """
     event_type = str(event.event_type)
     event_id = str(event.event_id)
     timestamp_ms = int(event.timestamp_ms)
@@ -191,6 +204,7 @@ def verify_event(event: Any, *, server_public_key: bytes) -> VerifiedEvent:
     payload = bytes(event.payload_bytes)
     claimed_hash = bytes(event.payload_hash)
     signature = bytes(event.signature)
+    position = str(getattr(event, "position", ""))
 
     def fail(reason: str) -> EventVerificationError:
         label = event_type or "<no type>"
@@ -200,6 +214,8 @@ def verify_event(event: Any, *, server_public_key: bytes) -> VerifiedEvent:
         raise fail("event_type is empty")
     if not event_id:
         raise fail("event_id is empty")
+    if len(position.encode("utf-8")) > MAX_POSITION_BYTES:
+        raise fail(f"position is longer than {MAX_POSITION_BYTES} bytes")
     problem = _check_hash(payload, claimed_hash)
     if problem:
         raise fail(problem)
@@ -223,4 +239,5 @@ def verify_event(event: Any, *, server_public_key: bytes) -> VerifiedEvent:
         payload=payload,
         request_id=request_id,
         trace_id=trace_id,
+        position=position,
     )

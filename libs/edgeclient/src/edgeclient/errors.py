@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "BusinessError",
     "EdgeClientError",
+    "EventHistoryGoneError",
     "EventVerificationError",
     "GatewayError",
     "ProfileError",
@@ -74,8 +75,10 @@ class GatewayError(EdgeClientError):
     @property
     def permanent(self) -> bool:
         """Whether a new request or stream cannot fix it: a revoked or unknown session,
-        a bad signature or clock, a refused or unrouted call. UNAVAILABLE (a draining
-        gateway, Redis away), RESOURCE_EXHAUSTED (an overflow, a rate limit) and the rest
+        a bad signature or clock, a refused or unrouted call, malformed subscribe options,
+        a resume position the event history no longer covers (OUT_OF_RANGE,
+        :class:`EventHistoryGoneError`). UNAVAILABLE (a draining gateway, Redis or the
+        event history away), RESOURCE_EXHAUSTED (an overflow, a rate limit) and the rest
         are worth retrying after a backoff."""
         return self.code_name in _PERMANENT_CODES
 
@@ -86,9 +89,38 @@ _PERMANENT_CODES = frozenset(
         "UNAUTHENTICATED",
         "PERMISSION_DENIED",
         "FAILED_PRECONDITION",
+        "OUT_OF_RANGE",
         "UNIMPLEMENTED",
     }
 )
+
+
+class EventHistoryGoneError(GatewayError):
+    """SubscribeEvents ended with OUT_OF_RANGE "resume position is older than the event
+    history": the gateway no longer holds every event after ``resume_position`` (it was
+    trimmed or expired, or Redis lost its data), so no stream can deliver what was missed.
+
+    Permanent for that position: refetch the state the events would have updated, then
+    subscribe again without a resume position. Raised when a stream is opened with a
+    position the history no longer covers, and when a live stream learns its history is
+    gone. ``resume_position`` is the position the stream resumed from (or the last one
+    :meth:`EdgeClient.follow` had when a live stream ended), None when unknown.
+    """
+
+    def __init__(
+        self,
+        code_name: str,
+        message: str,
+        retry_after: int | None = None,
+        *,
+        resume_position: str | None = None,
+    ) -> None:
+        super().__init__(code_name, message, retry_after)
+        self.resume_position = resume_position
+
+    @property
+    def permanent(self) -> bool:
+        return True
 
 
 class VerificationError(EdgeClientError):

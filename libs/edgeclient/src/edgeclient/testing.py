@@ -8,6 +8,13 @@ handlers, and answers with responses and events signed by its own response
 signer. Hooks can tamper with a response or event *after* signing, to prove
 that clients reject it.
 
+Its streams are resumable like push-hub's: every published event gets a
+``position`` (``<epoch>:<n>-0``) and is kept in one history (the stand-in has a
+single user), a SubscribeEvents payload may be a ``gateway.SubscribeEventsOptions``
+asking to resume after a position (the bootstrap carries it, the missed events
+follow, then live ones), and ``forget_history`` makes older positions answer
+OUT_OF_RANGE "resume position is older than the event history".
+
 :class:`StandInPublicRest` is a threaded HTTP server for the two public auth
 routes; a confirmed login registers the device key with the stand-in gateway.
 
@@ -20,6 +27,7 @@ import asyncio
 import base64
 import binascii
 import json
+import secrets
 import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,7 +46,12 @@ from edgecore.catalog import (
     SERVER_TIME_EVENT_TYPE,
     SUBSCRIBE_EVENTS_MESSAGE_TYPE,
 )
-from edgecore.payloads import encode_error_response, encode_server_time_event
+from edgecore.errors import Reject as _Spec
+from edgecore.payloads import (
+    decode_subscribe_options,
+    encode_error_response,
+    encode_server_time_event,
+)
 from edgecore.signing import (
     PAYLOAD_HASH_SIZE,
     Signer,
@@ -53,6 +66,10 @@ from galaxy.gateway.v1 import edge_gateway_pb2 as pb
 from galaxy.gateway.v1 import edge_gateway_pb2_grpc as pb_grpc
 
 __all__ = [
+    "HISTORY_GONE",
+    "HISTORY_UNAVAILABLE",
+    "INVALID_SUBSCRIBE_OPTIONS",
+    "HistoryEntry",
     "Reject",
     "ReceivedCommand",
     "StandInGateway",
@@ -109,6 +126,30 @@ class _Close:
 class _Stream:
     device_session_id: str
     queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    ready: bool = False  # past its bootstrap (and replay): counted by active_streams
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One published event as the stand-in's history keeps it."""
+
+    seq: int
+    position: str
+    event_type: str
+    event_id: str
+    payload: bytes
+    request_id: str
+    trace_id: str
+    device_session_id: str | None
+
+
+def _status(spec: _Spec) -> tuple[grpc.StatusCode, str]:
+    return grpc.StatusCode[spec.value.grpc_code.name], spec.value.message
+
+
+HISTORY_GONE: Final = _status(_Spec.EVENT_HISTORY_GONE)
+HISTORY_UNAVAILABLE: Final = _status(_Spec.EVENT_HISTORY_UNAVAILABLE)
+INVALID_SUBSCRIBE_OPTIONS: Final = _status(_Spec.INVALID_SUBSCRIBE_OPTIONS)
 
 
 class StandInGateway:
@@ -122,7 +163,14 @@ class StandInGateway:
         self.handlers: dict[str, Handler] = {}
         self.received: list[ReceivedCommand] = []
         self.initial_events: list[tuple[str, bytes]] = []
-        """(event_type, payload) sent to every new stream right after the bootstrap."""
+        """(event_type, payload) sent to every new stream right after the bootstrap,
+        without a position (they are not in the history)."""
+        self.open_rejects: list[tuple[grpc.StatusCode, str]] = []
+        """Statuses the next SubscribeEvents opens end with, one each, after verification."""
+        self.epoch = secrets.token_hex(8)
+        self.history: list[HistoryEntry] = []
+        self._head = 0
+        self._floor = 0  # positions below this are gone (forget_history)
         self.response_tamper: Callable[[Any], None] | None = None
         """Called with each signed ExecuteCommandResponse before it is sent."""
         self.event_tamper: Callable[[Any], None] | None = None
@@ -175,12 +223,39 @@ class StandInGateway:
 
     @property
     def active_streams(self) -> int:
-        return len(self._streams)
+        return sum(1 for s in self._streams if s.ready)
 
     async def wait_for_streams(self, count: int, seconds: float = 10.0) -> None:
         """Wait until at least ``count`` streams are past their bootstrap and registered."""
         async with asyncio.timeout(seconds), self._stream_change:
-            await self._stream_change.wait_for(lambda: len(self._streams) >= count)
+            await self._stream_change.wait_for(lambda: self.active_streams >= count)
+
+    def position(self, seq: int) -> str:
+        return f"{self.epoch}:{seq}-0"
+
+    @property
+    def head_position(self) -> str:
+        """The position of the newest published event (where a stream opened now starts)."""
+        return self.position(self._head)
+
+    def forget_history(self) -> None:
+        """Drop every event published so far: resuming before the head is OUT_OF_RANGE."""
+        self.history.clear()
+        self._floor = self._head
+
+    def _parse_position(self, text: str) -> int:
+        """The sequence number of a position, or a Reject like push-hub's."""
+        epoch, _, entry = text.partition(":")
+        ms, _, seq = entry.partition("-")
+        if not epoch or not ms.isdigit() or seq != "0":
+            raise Reject(*INVALID_SUBSCRIBE_OPTIONS)
+        if epoch != self.epoch:
+            raise Reject(*HISTORY_GONE)  # a position of another (lost) history
+        if int(ms) > self._head:
+            raise Reject(*INVALID_SUBSCRIBE_OPTIONS)  # never issued
+        if int(ms) < self._floor:
+            raise Reject(*HISTORY_GONE)
+        return int(ms)
 
     async def publish(
         self,
@@ -192,18 +267,39 @@ class StandInGateway:
         trace_id: str = "",
         device_session_id: str | None = None,
     ) -> int:
-        """Sign one event and queue it to every matching stream; returns how many."""
-        event = self.sign_event(
-            event_type, event_id or str(uuid.uuid4()), payload, request_id, trace_id
+        """Sign one event, add it to the history and queue it to every matching stream
+        (opened ones included, behind their replay); returns how many ready streams."""
+        self._head += 1
+        entry = HistoryEntry(
+            self._head,
+            self.position(self._head),
+            event_type,
+            event_id or str(uuid.uuid4()),
+            payload,
+            request_id,
+            trace_id,
+            device_session_id,
         )
+        self.history.append(entry)
+        event = self._sign_entry(entry)
         targets = [
             s
             for s in self._streams
             if device_session_id is None or s.device_session_id == device_session_id
         ]
         for stream in targets:
-            await stream.queue.put(event)
-        return len(targets)
+            stream.queue.put_nowait(event)
+        return sum(1 for s in targets if s.ready)
+
+    def _sign_entry(self, entry: HistoryEntry) -> Any:
+        return self.sign_event(
+            entry.event_type,
+            entry.event_id,
+            entry.payload,
+            entry.request_id,
+            entry.trace_id,
+            position=entry.position,
+        )
 
     async def close_streams(
         self, code: grpc.StatusCode, message: str, *, device_session_id: str | None = None
@@ -214,7 +310,14 @@ class StandInGateway:
                 await stream.queue.put(_Close(code, message))
 
     def sign_event(
-        self, event_type: str, event_id: str, payload: bytes, request_id: str, trace_id: str
+        self,
+        event_type: str,
+        event_id: str,
+        payload: bytes,
+        request_id: str,
+        trace_id: str,
+        *,
+        position: str = "",
     ) -> Any:
         timestamp = now_ms()
         digest = payload_hash(payload)
@@ -237,6 +340,7 @@ class StandInGateway:
             signature=signature,
             request_id=request_id,
             trace_id=trace_id,
+            position=position,
         )
         if self.event_tamper is not None:
             self.event_tamper(event)
@@ -322,9 +426,28 @@ class StandInGateway:
             payload=payload,
         )
 
+    def _open_stream(self, command: ReceivedCommand) -> tuple[_Stream, int, list[HistoryEntry]]:
+        """Register a stream and take what it is owed, with no await in between (so an
+        event is either replayed or queued, never both or neither): where it starts and
+        the history entries after that meant for it."""
+        try:
+            resume = decode_subscribe_options(command.payload)
+        except ValueError:
+            raise Reject(*INVALID_SUBSCRIBE_OPTIONS) from None
+        if self.open_rejects:
+            raise Reject(*self.open_rejects.pop(0))
+        start = self._head if resume is None else self._parse_position(resume)
+        session = command.device_session_id
+        replay = [
+            e for e in self.history if e.seq > start and e.device_session_id in (None, session)
+        ]
+        stream = _Stream(session)
+        self._streams.append(stream)
+        return stream, start, replay
+
     async def _register(self, stream: _Stream) -> None:
         async with self._stream_change:
-            self._streams.append(stream)
+            stream.ready = True
             self._stream_change.notify_all()
 
     async def _unregister(self, stream: _Stream) -> None:
@@ -359,21 +482,24 @@ class _Servicer(pb_grpc.EdgeGatewayServicer):  # type: ignore[misc]
             command = gateway.verify_request(request)
             if command.message_type != SUBSCRIBE_EVENTS_MESSAGE_TYPE:
                 raise Reject(grpc.StatusCode.INVALID_ARGUMENT, "unexpected stream message_type")
+            gateway.received.append(command)
+            stream, start, replay = gateway._open_stream(command)
         except Reject as reject:
             await context.abort(reject.code, reject.message)
-        gateway.received.append(command)
-        stream = _Stream(command.device_session_id)
-        yield gateway.sign_event(
-            SERVER_TIME_EVENT_TYPE,
-            command.request_id,
-            encode_server_time_event(now_ms()),
-            "",
-            command.trace_id,
-        )
-        for event_type, payload in gateway.initial_events:
-            yield gateway.sign_event(event_type, str(uuid.uuid4()), payload, "", "")
-        await gateway._register(stream)
         try:
+            yield gateway.sign_event(
+                SERVER_TIME_EVENT_TYPE,
+                command.request_id,
+                encode_server_time_event(now_ms()),
+                "",
+                command.trace_id,
+                position=gateway.position(start),
+            )
+            for event_type, payload in gateway.initial_events:
+                yield gateway.sign_event(event_type, str(uuid.uuid4()), payload, "", "")
+            for entry in replay:
+                yield gateway._sign_entry(entry)
+            await gateway._register(stream)
             while True:
                 item = await stream.queue.get()
                 if isinstance(item, _Close):
