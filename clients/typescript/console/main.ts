@@ -171,6 +171,7 @@ async function main(): Promise<void> {
         li.className = "event";
         li.dataset["eventType"] = event.eventType;
         li.dataset["verified"] = "true";
+        if (event.position) li.dataset["position"] = event.position; // where a resumed stream would pick up
         const decoded = decodeEvent(event);
         const body = decoded.kind === "unknown" ? { payload_bytes: decoded.payload.length } : decoded.body;
         li.innerHTML = `<span class="verified" title="signature verified">✔</span> <span class="type"></span> <span class="id"></span><br><span class="body"></span>`;

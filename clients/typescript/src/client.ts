@@ -6,16 +6,23 @@
  * Every response and event is verified against the pinned server key before
  * the caller sees it; nothing that fails verification is returned as data.
  */
-import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import { Code, createClient, type Client, type Transport } from "@connectrpc/connect";
 
 import type { DeviceSession } from "./auth.js";
 import { type CommandResult, type VerifiedEvent, signRequest, verifyEvent, verifyResponse } from "./envelope.js";
-import { EventVerificationError, toClientError } from "./errors.js";
+import { EventHistoryGoneError, EventVerificationError, toClientError } from "./errors.js";
 import { type MessageType, SERVER_TIME_EVENT_TYPE, SUBSCRIBE_EVENTS_MESSAGE_TYPE } from "./gen/catalog.js";
 import { EdgeGateway } from "./gen/proto/galaxy/gateway/v1/edge_gateway_pb.js";
 import { newRequestId, nowMs } from "./ids.js";
 import { type DeviceKey, parseServerPublicKey } from "./keys.js";
-import { type RequestJson, type ResponseJson, decodeResult, decodeServerTime, encodeRequest } from "./messages.js";
+import {
+  type RequestJson,
+  type ResponseJson,
+  decodeResult,
+  decodeServerTime,
+  encodeRequest,
+  encodeSubscribeOptions,
+} from "./messages.js";
 import { ED25519_PUBLIC_KEY_SIZE } from "./signing.js";
 import { EventSubscription, type SubscriptionHandlers, type SubscriptionOptions } from "./subscription.js";
 
@@ -41,6 +48,15 @@ export interface CallOptions {
   readonly traceId?: string;
   readonly signal?: AbortSignal;
   readonly timeoutMs?: number;
+}
+
+export interface SubscribeOptions extends CallOptions {
+  /**
+   * The `position` of the last event received on an earlier stream: the new
+   * stream delivers everything the user was sent after it, then goes live.
+   * Absent or `""`: start from now.
+   */
+  readonly resumePosition?: string;
 }
 
 export class EdgeClient {
@@ -113,19 +129,23 @@ export class EdgeClient {
   /**
    * Opens one SubscribeEvents stream and yields verified events, the
    * `gateway.server_time` bootstrap first (its event_id must be the opening
-   * request_id). Ends with a typed error when the gateway closes the stream
-   * with a status; `signal` (or leaving the loop) cancels it. For a stream
-   * that survives restarts and network blips use `events()`.
+   * request_id). With `resumePosition` the stream first replays what the
+   * user was sent after that position, and its bootstrap must carry that very
+   * position. Ends with a typed error when the gateway closes the stream
+   * with a status (`EventHistoryGoneError` when it cannot resume there);
+   * `signal` (or leaving the loop) cancels it. For a stream that survives
+   * restarts and network blips use `events()`.
    */
-  async *subscribe(options: CallOptions = {}): AsyncGenerator<VerifiedEvent, void, undefined> {
+  async *subscribe(options: SubscribeOptions = {}): AsyncGenerator<VerifiedEvent, void, undefined> {
     const requestId = options.requestId ?? newRequestId();
     if (!requestId) throw new Error("requestId must not be empty");
+    const resumePosition = options.resumePosition || undefined;
     const signed = await signRequest(this.key, {
       deviceSessionId: this.deviceSessionId,
       messageType: SUBSCRIBE_EVENTS_MESSAGE_TYPE,
       timestampMs: this.clock(),
       requestId,
-      payload: new Uint8Array(0),
+      payload: encodeSubscribeOptions(resumePosition),
     });
     let bootstrapped = false;
     try {
@@ -133,6 +153,7 @@ export class EdgeClient {
         const event = await verifyEvent(raw, this.serverKey);
         if (!bootstrapped) {
           checkBootstrap(event, requestId);
+          checkResumed(event, resumePosition);
           bootstrapped = true;
         }
         yield event;
@@ -147,12 +168,20 @@ export class EdgeClient {
 
   /**
    * A SubscribeEvents stream that reconnects with capped, jittered
-   * exponential backoff, re-signing a fresh opening request each time. It
-   * stops for good on what a reconnect cannot fix (a revoked or unknown
-   * session, a verification failure) and reports it to `onError`.
+   * exponential backoff, re-signing a fresh opening request each time, and
+   * resumes each new stream at the `position` of the last event delivered,
+   * so nothing sent in between is lost. `options.resumePosition` (e.g. a
+   * `subscription.position` saved before a page reload) resumes the first
+   * stream too. It stops for good on what a reconnect cannot fix (a revoked
+   * or unknown session, a verification failure, an `EventHistoryGoneError`)
+   * and reports it to `onError`.
    */
   events(handlers: SubscriptionHandlers, options: SubscriptionOptions = {}): EventSubscription {
-    return new EventSubscription((signal) => this.subscribe({ signal }), handlers, options);
+    return new EventSubscription(
+      (signal, resumePosition) => this.subscribe({ signal, resumePosition }),
+      handlers,
+      options,
+    );
   }
 }
 
@@ -167,5 +196,20 @@ function checkBootstrap(event: VerifiedEvent, requestId: string): void {
     decodeServerTime(event.payload);
   } catch {
     throw new EventVerificationError("bootstrap payload is not a gateway.ServerTimeEvent");
+  }
+}
+
+/**
+ * A resumed stream must start at the position asked for. One that starts
+ * elsewhere (a push-hub that predates resume ignores the options and sends no
+ * position) has skipped events without a word, which is the case
+ * `EventHistoryGoneError` tells the app to repair: refetch, subscribe anew.
+ */
+function checkResumed(event: VerifiedEvent, resumePosition: string | undefined): void {
+  if (resumePosition !== undefined && event.position !== resumePosition) {
+    throw new EventHistoryGoneError(
+      Code.OutOfRange,
+      `stream did not resume at position ${JSON.stringify(resumePosition)} (bootstrap position ${JSON.stringify(event.position)})`,
+    );
   }
 }

@@ -79,6 +79,14 @@ export interface VerifiedEvent {
   readonly payload: Uint8Array;
   readonly requestId: string;
   readonly traceId: string;
+  /**
+   * Opaque text naming the event's place in the user's event history (the
+   * bootstrap's is where its stream starts); `""` when the gateway sent none.
+   * Hand it back as `resumePosition` to get what came after it. Not covered
+   * by the signature (galaxy-event-v1 predates it): a relay that altered it
+   * could make a resumed stream start elsewhere, never forge an event.
+   */
+  readonly position: string;
 }
 
 /** The wire fields of an ExecuteCommandResponse (the generated message has them). */
@@ -102,6 +110,8 @@ export interface EventFields {
   readonly signature: Uint8Array;
   readonly requestId: string;
   readonly traceId: string;
+  /** Absent in messages built before the field existed (the signing vectors). */
+  readonly position?: string;
 }
 
 function hashProblem(payload: Uint8Array, claimed: Uint8Array): string | undefined {
@@ -177,6 +187,7 @@ export async function verifyEvent(event: EventFields, serverPublicKey: Uint8Arra
     payload: event.payloadBytes,
     requestId: event.requestId,
     traceId: event.traceId,
+    position: event.position ?? "",
   };
 }
 

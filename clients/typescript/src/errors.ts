@@ -5,7 +5,8 @@
  * Gateway rejects keep the specification's code and message; the ones a
  * client reacts to differently have their own class (a revoked or unknown
  * session means "log in again", an overflowed stream or a draining gateway
- * means "reconnect", a rate limit means "wait `retryAfterSeconds`").
+ * means "reconnect", a rate limit means "wait `retryAfterSeconds`", a lost
+ * event history means "refetch your state and subscribe from now").
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 
@@ -102,6 +103,31 @@ export class ShuttingDownError extends GatewayError {
   override name = "ShuttingDownError";
 }
 
+/**
+ * OUT_OF_RANGE "resume position is older than the event history": the user's
+ * event history no longer holds everything after the resume position (it
+ * expired, or Redis lost its data), so the events missed since then cannot be
+ * delivered. Permanent for that position, and a live stream can end with it
+ * too: refetch the state the events would have updated, then subscribe again
+ * without a resume position.
+ *
+ * `events()` also ends with it when a stream opened with a resume position
+ * does not start there (a push-hub that predates resume ignores the option):
+ * the remedy is the same, and the app must not trust it to have missed nothing.
+ */
+export class EventHistoryGoneError extends GatewayError {
+  override name = "EventHistoryGoneError";
+}
+
+/**
+ * INVALID_ARGUMENT "subscribe options are malformed": the SubscribeEvents
+ * payload, usually a resume position restored from storage, is not one the
+ * gateway issued. Permanent: drop the stored position and subscribe without it.
+ */
+export class InvalidSubscribeOptionsError extends GatewayError {
+  override name = "InvalidSubscribeOptionsError";
+}
+
 // The specification's messages (docs/errors.md); the class follows code *and* message.
 const TYPED: ReadonlyArray<[Code, string, new (c: Code, m: string, r?: number) => GatewayError]> = [
   [Code.FailedPrecondition, "device session is revoked", SessionRevokedError],
@@ -109,6 +135,8 @@ const TYPED: ReadonlyArray<[Code, string, new (c: Code, m: string, r?: number) =
   [Code.ResourceExhausted, "authenticated request rate limit exceeded", RateLimitedError],
   [Code.ResourceExhausted, "push stream overflowed", StreamOverflowError],
   [Code.Unavailable, "gateway is shutting down", ShuttingDownError],
+  [Code.OutOfRange, "resume position is older than the event history", EventHistoryGoneError],
+  [Code.InvalidArgument, "subscribe options are malformed", InvalidSubscribeOptionsError],
 ];
 
 /** Parses `Retry-After` (delay-seconds only; an HTTP date is ignored). */

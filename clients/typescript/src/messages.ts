@@ -89,6 +89,16 @@ export function decodeServerTime(payload: Uint8Array): bigint {
   return BigInt(body["server_time_ms"] as number | string);
 }
 
+/**
+ * The SubscribeEvents `payload_bytes`: a `gateway.SubscribeEventsOptions`
+ * asking to resume after `resumePosition`, or empty (start from now) without
+ * one, which every push-hub accepts, even one that predates the options.
+ */
+export function encodeSubscribeOptions(resumePosition?: string): Uint8Array {
+  if (!resumePosition) return new Uint8Array(0);
+  return encodeTable("gateway.SubscribeEventsOptions", { resume_position: resumePosition });
+}
+
 export function encodeEvent<K extends NotificationKind>(kind: K, body: EventJson[K]): Uint8Array {
   return encodeTable(EVENT_TABLES[kind], body);
 }
@@ -106,9 +116,10 @@ export type DecodedEvent =
 /**
  * Decodes a verified event's payload. An event type without a table (a
  * newer gateway) is `unknown`, not an error; a known type whose payload does
- * not decode throws `PayloadCodecError`.
+ * not decode throws `PayloadCodecError`. `position` may be absent, so events
+ * stored before it existed still decode.
  */
-export function decodeEvent(event: VerifiedEvent): DecodedEvent {
+export function decodeEvent(event: Omit<VerifiedEvent, "position"> & { readonly position?: string }): DecodedEvent {
   if (event.eventType === SERVER_TIME_EVENT_TYPE) {
     return { kind: "server_time", type: event.eventType, body: decodeTable("gateway.ServerTimeEvent", event.payload) };
   }

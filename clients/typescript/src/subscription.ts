@@ -8,12 +8,20 @@
  * [0, min(max, initial * 2^attempt)]), so clients cut off together by one
  * push-hub shutting down do not come back in one wave; the attempt counter
  * resets once a stream has delivered its verified bootstrap event.
+ *
+ * Each new stream resumes at the `position` of the last event delivered (the
+ * bootstrap's counts: it is where its stream started), so push-hub first
+ * replays what the user was sent while no stream was open: no gap, no
+ * duplicate. When it cannot (`EventHistoryGoneError`) a reconnect with the
+ * same position would fail the same way, so the subscription ends instead.
  */
 import { Code } from "@connectrpc/connect";
 
 import type { VerifiedEvent } from "./envelope.js";
 import {
+  EventHistoryGoneError,
   GatewayError,
+  InvalidSubscribeOptionsError,
   RateLimitedError,
   SessionRevokedError,
   UnknownSessionError,
@@ -32,7 +40,12 @@ export interface StateDetail {
 }
 
 export interface SubscriptionHandlers {
-  /** A verified event, the `gateway.server_time` bootstrap of every stream included. */
+  /**
+   * A verified event, the `gateway.server_time` bootstrap of every stream
+   * included. `subscription.position` moves to `event.position` once this
+   * returns (or its promise resolves), so a saved position never skips an
+   * event whose handler failed.
+   */
   onEvent(event: VerifiedEvent): void | Promise<void>;
   onStateChange?(state: SubscriptionState, detail: StateDetail): void;
   /** What ended the subscription for good (it is `closed` afterwards). */
@@ -48,12 +61,22 @@ export interface SubscriptionOptions {
   readonly random?: () => number;
   /** Aborting closes the subscription, like `close()`. */
   readonly signal?: AbortSignal;
+  /**
+   * Resume the first stream after this event `position` (a `subscription.position`
+   * saved earlier, e.g. across a page reload) instead of starting from now.
+   */
+  readonly resumePosition?: string;
 }
 
-/** Errors a new stream cannot fix: the caller must log in again, or the gateway is not who we pinned. */
+/** Opens one stream, resuming after `resumePosition` when there is one. */
+export type OpenStream = (signal: AbortSignal, resumePosition: string | undefined) => AsyncIterable<VerifiedEvent>;
+
+/** Errors a new stream cannot fix: the caller must log in again, the gateway is not who we pinned, or the resume position is gone. */
 export function isPermanent(error: unknown): boolean {
   if (error instanceof SessionRevokedError || error instanceof UnknownSessionError) return true;
   if (error instanceof VerificationError) return true;
+  // The position is too old to resume from: only a fresh start (after a refetch) helps.
+  if (error instanceof EventHistoryGoneError) return true;
   if (error instanceof GatewayError) {
     return [
       Code.InvalidArgument,
@@ -78,11 +101,12 @@ export class HandlerError extends Error {
 export class EventSubscription {
   private current: SubscriptionState = "connecting";
   private readonly abort = new AbortController();
+  private last: string | undefined;
   /** Settles when the subscription has closed (never rejects). */
   readonly done: Promise<void>;
 
   constructor(
-    open: (signal: AbortSignal) => AsyncIterable<VerifiedEvent>,
+    open: OpenStream,
     private readonly handlers: SubscriptionHandlers,
     private readonly options: SubscriptionOptions = {},
   ) {
@@ -91,11 +115,23 @@ export class EventSubscription {
       if (outer.aborted) this.abort.abort();
       else outer.addEventListener("abort", () => this.abort.abort(), { once: true });
     }
+    this.last = options.resumePosition || undefined;
     this.done = this.run(open);
   }
 
   get state(): SubscriptionState {
     return this.current;
+  }
+
+  /**
+   * Where the next stream resumes: the `position` of the last event whose
+   * `onEvent` completed (an event without one leaves it as it was), else
+   * `options.resumePosition`. Persist it to resume after a reload. Undefined
+   * before anything was delivered, and after an `EventHistoryGoneError` or an
+   * `InvalidSubscribeOptionsError`, since resuming there can only fail again.
+   */
+  get position(): string | undefined {
+    return this.last;
   }
 
   /** Stops the stream and any pending reconnect. */
@@ -108,7 +144,7 @@ export class EventSubscription {
     this.handlers.onStateChange?.(state, detail);
   }
 
-  private async run(open: (signal: AbortSignal) => AsyncIterable<VerifiedEvent>): Promise<void> {
+  private async run(open: OpenStream): Promise<void> {
     const signal = this.abort.signal;
     const initial = this.options.initialBackoffMs ?? 500;
     const max = this.options.maxBackoffMs ?? 30_000;
@@ -118,7 +154,7 @@ export class EventSubscription {
     while (!signal.aborted) {
       let failure: unknown;
       try {
-        for await (const event of open(signal)) {
+        for await (const event of open(signal, this.last)) {
           if (this.current !== "open") {
             attempt = 0;
             this.setState("open", { attempt });
@@ -128,11 +164,17 @@ export class EventSubscription {
           } catch (error) {
             throw new HandlerError(error);
           }
+          // A gateway that predates resume sends no position: keep the last
+          // one, as redelivering (same eventId) beats a silent gap.
+          if (event.position) this.last = event.position;
         }
       } catch (error) {
         failure = error;
       }
       if (signal.aborted) break;
+      if (failure instanceof EventHistoryGoneError || failure instanceof InvalidSubscribeOptionsError) {
+        this.last = undefined;
+      }
       if (failure !== undefined && isPermanent(failure)) {
         this.setState("closed", { attempt, error: failure });
         this.handlers.onError?.(failure);

@@ -2,6 +2,7 @@
 // signs like the gateway (server key of the signing vectors) and checks the
 // client's request signatures, as edge-grpc and push-hub do.
 import { Code, ConnectError, createRouterTransport } from "@connectrpc/connect";
+import { ByteBuffer } from "flatbuffers";
 import { describe, expect, it } from "vitest";
 
 import {
@@ -27,7 +28,13 @@ import {
   decodeRequest,
   type SubscriptionState,
   BusinessError,
+  EventHistoryGoneError,
+  GatewayError,
+  HandlerError,
+  InvalidSubscribeOptionsError,
+  verifyEvent,
 } from "../src/index.js";
+import { SubscribeEventsOptions } from "../src/gen/fbs/gateway.js";
 import { EdgeGateway } from "../src/gen/proto/galaxy/gateway/v1/edge_gateway_pb.js";
 
 const SERVER_SEED = fromHex("63009d99738c95f672d2b5eb54ee6bb70c9b6fb09fe6408f03c8ab8bad43ea53");
@@ -57,9 +64,10 @@ async function signedResponse(requestId: string, resultCode: string, payload: Ui
   return { ...fields, payloadBytes: payload, signature: await server.sign(responseSigningInput(fields)) };
 }
 
-async function signedEvent(eventType: string, eventId: string, payload: Uint8Array) {
+// `position` is outside the signing input, as push-hub signs it (galaxy-event-v1).
+async function signedEvent(eventType: string, eventId: string, payload: Uint8Array, position = "") {
   const fields = { eventType, eventId, timestampMs: 5n, requestId: "", traceId: "", payloadHash: payloadHash(payload) };
-  return { ...fields, payloadBytes: payload, signature: await server.sign(eventSigningInput(fields)) };
+  return { ...fields, payloadBytes: payload, signature: await server.sign(eventSigningInput(fields)), position };
 }
 
 const serverTime = () => encodeTable("gateway.ServerTimeEvent", { server_time_ms: 5 });
@@ -251,5 +259,238 @@ describe("EdgeClient.events", () => {
     await subscription.done;
     expect(openings).toBe(1);
     expect(states.at(-1)).toBe("closed");
+  });
+});
+
+/**
+ * What push-hub reads from a SubscribeEvents payload, decoded with the
+ * flatc-generated binding (not the SDK's JSON codec that encoded it): the
+ * resume position, or undefined for an empty payload (start from now).
+ */
+function resumePositionOf(payload: Uint8Array): string | undefined {
+  if (payload.length === 0) return undefined;
+  return SubscribeEventsOptions.getRootAsSubscribeEventsOptions(new ByteBuffer(payload)).resumePosition() ?? "";
+}
+
+type Opening = { requestId: string; resume: string | undefined };
+type Script = (opening: Opening, index: number) => AsyncGenerator<Awaited<ReturnType<typeof signedEvent>>>;
+
+/** A push-hub that checks each opening's signature (payload included) and follows `script` per opening. */
+function resumingHub(script: Script) {
+  const openings: Opening[] = [];
+  const transport = createRouterTransport(({ service }) => {
+    service(EdgeGateway, {
+      async executeCommand() {
+        throw new ConnectError("unused", Code.Unimplemented);
+      },
+      async *subscribeEvents(req) {
+        await checkRequest(req);
+        const opening = { requestId: req.requestId, resume: resumePositionOf(req.payloadBytes) };
+        openings.push(opening);
+        // A subscription that should have ended but keeps reconnecting fails its test fast.
+        if (openings.length > 5) throw new ConnectError("device session is revoked", Code.FailedPrecondition);
+        yield* script(opening, openings.length - 1);
+      },
+    });
+  });
+  return { openings, transport };
+}
+
+const bootstrap = (opening: Opening, position: string) => signedEvent(SERVER_TIME_EVENT_TYPE, opening.requestId, serverTime(), position);
+const notification = (eventId: string, position: string) => signedEvent("lobby.invite.received", eventId, new Uint8Array(0), position);
+
+function record() {
+  const events: VerifiedEvent[] = [];
+  const states: SubscriptionState[] = [];
+  const reasons: unknown[] = [];
+  const errors: unknown[] = [];
+  const handlers = {
+    onEvent: (e: VerifiedEvent) => void events.push(e),
+    onStateChange: (s: SubscriptionState, d: { error?: unknown }) => {
+      states.push(s);
+      if (s === "reconnecting") reasons.push(d.error);
+    },
+    onError: (e: unknown) => void errors.push(e),
+  };
+  return { events, states, reasons, errors, handlers };
+}
+
+const fast = { initialBackoffMs: 1, random: () => 0.5 };
+
+describe("EdgeClient.events resume", () => {
+  it("resumes every reconnect at the last delivered position, the bootstrap's included", async () => {
+    const { openings, transport } = resumingHub(async function* (opening, index) {
+      if (index === 0) {
+        yield await bootstrap(opening, "ep:1-0");
+        throw new ConnectError("gateway is shutting down", Code.Unavailable);
+      }
+      if (index === 1) {
+        yield await bootstrap(opening, opening.resume!);
+        yield await notification("evt-1", "ep:2-0");
+        yield await notification("evt-2", "ep:3-0");
+        throw new ConnectError("push stream overflowed", Code.ResourceExhausted);
+      }
+      yield await bootstrap(opening, opening.resume!);
+      throw new ConnectError("device session is revoked", Code.FailedPrecondition);
+    });
+    const seen = record();
+    const subscription = client(transport).events(seen.handlers, fast);
+    expect(subscription.position).toBeUndefined();
+    await subscription.done;
+    expect(openings.map((o) => o.resume)).toEqual([undefined, "ep:1-0", "ep:3-0"]);
+    expect(new Set(openings.map((o) => o.requestId)).size).toBe(3);
+    expect(seen.events.map((e) => [e.eventId, e.position])).toEqual([
+      [openings[0]!.requestId, "ep:1-0"],
+      [openings[1]!.requestId, "ep:1-0"],
+      ["evt-1", "ep:2-0"],
+      ["evt-2", "ep:3-0"],
+      [openings[2]!.requestId, "ep:3-0"],
+    ]);
+    expect(seen.errors[0]).toBeInstanceOf(SessionRevokedError);
+    expect(subscription.position).toBe("ep:3-0");
+  });
+
+  it("resumes the first stream at options.resumePosition (e.g. restored after a reload)", async () => {
+    const { openings, transport } = resumingHub(async function* (opening) {
+      yield await bootstrap(opening, opening.resume ?? "ep:0-0");
+      yield await notification("evt-9", "ep:9-0");
+      throw new ConnectError("device session is revoked", Code.FailedPrecondition);
+    });
+    const seen = record();
+    const subscription = client(transport).events(seen.handlers, { ...fast, resumePosition: "ep:8-1" });
+    expect(subscription.position).toBe("ep:8-1");
+    await subscription.done;
+    expect(openings.map((o) => o.resume)).toEqual(["ep:8-1"]);
+    expect(subscription.position).toBe("ep:9-0");
+  });
+
+  it("sends an empty payload without a position, as before resume existed", async () => {
+    const payloads: number[] = [];
+    const transport = createRouterTransport(({ service }) => {
+      service(EdgeGateway, {
+        async executeCommand() {
+          throw new ConnectError("unused", Code.Unimplemented);
+        },
+        async *subscribeEvents(req) {
+          payloads.push(req.payloadBytes.length);
+          yield await signedEvent(SERVER_TIME_EVENT_TYPE, req.requestId, serverTime());
+          throw new ConnectError("device session is revoked", Code.FailedPrecondition);
+        },
+      });
+    });
+    const subscription = client(transport).events({ onEvent: () => undefined }, { ...fast, resumePosition: "" });
+    await subscription.done;
+    expect(payloads).toEqual([0]);
+    expect(subscription.position).toBeUndefined();
+  });
+
+  it.each([
+    ["when resuming", 2],
+    ["on a live stream", 1],
+  ] as const)("ends with EventHistoryGoneError %s, without another attempt", async (_when, expectedOpenings) => {
+    const { openings, transport } = resumingHub(async function* (opening, index) {
+      if (expectedOpenings === 2 && index === 0) {
+        yield await bootstrap(opening, "ep:1-0");
+        throw new ConnectError("gateway is shutting down", Code.Unavailable);
+      }
+      if (opening.resume === undefined) {
+        yield await bootstrap(opening, "ep:1-0");
+        yield await notification("evt-1", "ep:2-0");
+      }
+      throw new ConnectError("resume position is older than the event history", Code.OutOfRange);
+    });
+    const seen = record();
+    const subscription = client(transport).events(seen.handlers, fast);
+    await subscription.done;
+    // Give a wrongly scheduled reconnect the time to happen.
+    await new Promise((r) => setTimeout(r, 20));
+    expect(openings).toHaveLength(expectedOpenings);
+    expect(seen.errors).toHaveLength(1);
+    const error = seen.errors[0] as EventHistoryGoneError;
+    expect(error).toBeInstanceOf(EventHistoryGoneError);
+    expect(error.code).toBe(Code.OutOfRange);
+    expect(error.message).toBe("gateway error OUT_OF_RANGE: resume position is older than the event history");
+    expect(seen.states.at(-1)).toBe("closed");
+    expect(seen.states.filter((s) => s === "reconnecting")).toHaveLength(expectedOpenings - 1);
+    expect(subscription.position).toBeUndefined();
+  });
+
+  it("ends with EventHistoryGoneError when a resumed stream starts elsewhere (a push-hub without resume)", async () => {
+    const { openings, transport } = resumingHub(async function* (opening) {
+      yield await bootstrap(opening, "");
+      yield await notification("evt-1", "");
+    });
+    const seen = record();
+    await client(transport).events(seen.handlers, { ...fast, resumePosition: "ep:4-0" }).done;
+    expect(openings.map((o) => o.resume)).toEqual(["ep:4-0"]);
+    expect(seen.events).toEqual([]);
+    expect(seen.errors[0]).toBeInstanceOf(EventHistoryGoneError);
+    expect((seen.errors[0] as Error).message).toMatch(/did not resume at position "ep:4-0"/);
+  });
+
+  it("ends with InvalidSubscribeOptionsError when the gateway refuses the position", async () => {
+    const { openings, transport } = resumingHub(async function* () {
+      throw new ConnectError("subscribe options are malformed", Code.InvalidArgument);
+    });
+    const seen = record();
+    const subscription = client(transport).events(seen.handlers, { ...fast, resumePosition: "not-a-position" });
+    await subscription.done;
+    expect(openings).toHaveLength(1);
+    expect(seen.errors[0]).toBeInstanceOf(InvalidSubscribeOptionsError);
+    expect(subscription.position).toBeUndefined();
+  });
+
+  it("retries UNAVAILABLE event history is unavailable, at the same position", async () => {
+    const { openings, transport } = resumingHub(async function* (opening, index) {
+      if (index === 0) {
+        yield await bootstrap(opening, "ep:1-0");
+        yield await notification("evt-1", "ep:2-0");
+        throw new ConnectError("event history is unavailable", Code.Unavailable);
+      }
+      if (index === 1) throw new ConnectError("event history is unavailable", Code.Unavailable);
+      yield await bootstrap(opening, opening.resume!);
+      throw new ConnectError("device session is revoked", Code.FailedPrecondition);
+    });
+    const seen = record();
+    await client(transport).events(seen.handlers, fast).done;
+    expect(openings.map((o) => o.resume)).toEqual([undefined, "ep:2-0", "ep:2-0"]);
+    expect(seen.reasons).toHaveLength(2);
+    for (const reason of seen.reasons) {
+      expect(reason).toBeInstanceOf(GatewayError);
+      expect(reason).not.toBeInstanceOf(EventHistoryGoneError);
+      expect((reason as GatewayError).code).toBe(Code.Unavailable);
+      expect((reason as GatewayError).detail).toBe("event history is unavailable");
+    }
+    expect(seen.states).toEqual(["connecting", "open", "reconnecting", "reconnecting", "open", "closed"]);
+    expect(seen.errors[0]).toBeInstanceOf(SessionRevokedError);
+  });
+
+  it("does not move the position past an event whose handler failed", async () => {
+    const { transport } = resumingHub(async function* (opening) {
+      yield await bootstrap(opening, "ep:1-0");
+      yield await notification("evt-1", "ep:2-0");
+      yield await notification("evt-2", "ep:3-0");
+    });
+    const errors: unknown[] = [];
+    const subscription = client(transport).events(
+      {
+        onEvent: (e) => {
+          if (e.eventId === "evt-2") throw new Error("storage is full");
+        },
+        onError: (e) => void errors.push(e),
+      },
+      fast,
+    );
+    await subscription.done;
+    expect(errors[0]).toBeInstanceOf(HandlerError);
+    expect(subscription.position).toBe("ep:2-0");
+  });
+
+  it("hands the unsigned position over without letting it touch verification", async () => {
+    const wire = await notification("evt-1", "ep:5-0");
+    expect((await verifyEvent(wire, server.publicKey)).position).toBe("ep:5-0");
+    expect((await verifyEvent({ ...wire, position: "ep:6-0" }, server.publicKey)).position).toBe("ep:6-0");
+    const { position: _omitted, ...withoutPosition } = wire;
+    expect((await verifyEvent(withoutPosition, server.publicKey)).position).toBe("");
   });
 });
