@@ -19,7 +19,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 # The system's certificate store, not uv's bundled roots: machines behind a TLS-inspecting
 # proxy trust its CA there (a fresh `env -i` shell otherwise fails to reach PyPI).
-export UV_NATIVE_TLS := true
+export UV_SYSTEM_CERTS := true
 
 .PHONY: help setup sync ts-deps ts-build lint gen gen-check test test-py test-ts test-k8s run clean
 
