@@ -115,6 +115,13 @@ class ResumingClient:
     async def read_until_ended(self, hub: HubProcess) -> grpc.StatusCode | None:
         return await self.read_from(hub, until=time.monotonic() + 60)
 
+    async def read_through(self, hub: HubProcess, event_id: str, timeout: float = 60) -> None:
+        """Resume and read until ``event_id`` arrived (the bound is only a safety net)."""
+        deadline = time.monotonic() + timeout
+        while event_id not in {e.event_id for e in self.received}:
+            assert time.monotonic() < deadline, f"{event_id} never arrived"
+            await self.read_from(hub, until=min(deadline, time.monotonic() + 1))
+
 
 @pytest.fixture
 async def persistent_harness(harness_factory) -> AsyncIterator[tuple[Harness, EmbeddedRedisServer]]:
@@ -169,7 +176,7 @@ async def test_a_resuming_client_gets_every_event_once_in_order_through_outages(
         await client.read_from(hub, until=time.monotonic() + 1)
     finally:
         await publisher.stop()
-    await client.read_from(hub, until=time.monotonic() + 3)
+    await client.read_through(hub, publisher.acknowledged[-1])
 
     ids = [event.event_id for event in client.received]
     assert len(ids) == len(set(ids)), "an event was delivered twice"

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Final, cast
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
+
+from edgecore.backoff import Backoff
 
 __all__ = ["StreamTailer"]
 
@@ -53,7 +54,7 @@ class StreamTailer:
 
     async def run(self) -> None:
         """Read until cancelled."""
-        failures = 0
+        backoff = Backoff(self._base, self._max)
         while True:
             try:
                 # A real round trip before claiming to be connected: health checks read
@@ -63,14 +64,12 @@ class StreamTailer:
                 else:
                     await self._client.ping()
                 self.connected.set()
-                if failures and self._on_reconnect is not None:
+                if backoff.reset() and self._on_reconnect is not None:
                     self._on_reconnect()
-                failures = 0
                 await self._read_batches()
             except (RedisError, OSError) as exc:
                 self.connected.clear()
-                failures += 1
-                delay = random.uniform(0, min(self._max, self._base * 2 ** (failures - 1)))  # noqa: S311
+                delay = backoff.next_delay()
                 _log.warning(
                     "stream read failed; retrying",
                     extra={"stream": self._stream, "error": type(exc).__name__,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -26,6 +25,7 @@ from typing import Any, Final, cast
 import redis.asyncio as redis
 from redis.exceptions import RedisError, ResponseError
 
+from edgecore.backoff import Backoff
 from edgecore.event_history import HistoryStore
 from edgecore.streams import MalformedEntry, decode_client_event
 
@@ -59,8 +59,8 @@ class LegacyStreamBridge:
         self._store = store
         self._stream = stream
         self._consumer = consumer
-        self._base = base_backoff.total_seconds()
-        self._max = max_backoff.total_seconds()
+        self._base = base_backoff
+        self._max = max_backoff
         self._block_ms = block_ms
         self._on_drop = on_drop
         self._on_reconnect = on_reconnect
@@ -68,19 +68,17 @@ class LegacyStreamBridge:
         self.connected = asyncio.Event()
 
     async def run(self) -> None:
-        failures = 0
+        backoff = Backoff(self._base, self._max)
         while True:
             try:
                 await self._ensure_group()
                 self.connected.set()
-                if failures and self._on_reconnect is not None:
+                if backoff.reset() and self._on_reconnect is not None:
                     self._on_reconnect()
-                failures = 0
                 await self._move_forever()
             except (RedisError, OSError) as exc:
                 self.connected.clear()
-                failures += 1
-                delay = random.uniform(0, min(self._max, self._base * 2 ** (failures - 1)))  # noqa: S311
+                delay = backoff.next_delay()
                 _log.warning(
                     "client-events bridge failed; retrying",
                     extra={"error": type(exc).__name__, "retry_in_ms": int(delay * 1000)},

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
@@ -38,6 +37,7 @@ import msgpack
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from edgecore.backoff import Backoff
 from edgecore.event_history import HistoryStore, history_gone
 from edgecore.event_positions import EntryId, PositionError, parse_entry_id
 
@@ -93,8 +93,8 @@ class UserFeeds:
         self._dispatch = dispatch
         self._ttl_ms = ttl_ms
         self._max_events = max_events
-        self._base = base_backoff.total_seconds()
-        self._max = max_backoff.total_seconds()
+        self._base = base_backoff
+        self._max = max_backoff
         self._attach_timeout = attach_timeout.total_seconds()
         self._linger = linger.total_seconds()
         self._on_gone = on_gone
@@ -141,20 +141,18 @@ class UserFeeds:
     # -- the reader ------------------------------------------------------------------------------
     async def run(self) -> None:
         """Keep the pub/sub connection, subscriptions and feeds current until cancelled."""
-        failures = 0
+        backoff = Backoff(self._base, self._max)
         sweeper = asyncio.create_task(self._sweep_idle(), name="feeds-sweep")
         try:
             while True:
                 try:
                     await self._connect()
-                    if failures and self._on_reconnect is not None:
+                    if backoff.reset() and self._on_reconnect is not None:
                         self._on_reconnect()
-                    failures = 0
                     await self._listen()
                 except (RedisError, OSError) as exc:
                     self._disconnected()
-                    failures += 1
-                    delay = random.uniform(0, min(self._max, self._base * 2 ** (failures - 1)))  # noqa: S311
+                    delay = backoff.next_delay()
                     _log.warning(
                         "event feed connection failed; retrying",
                         extra={"error": type(exc).__name__, "retry_in_ms": int(delay * 1000)},
@@ -254,7 +252,7 @@ class UserFeeds:
 
     async def _catch_up(self, feed: Feed, generation: int) -> None:
         async with self._catch_ups, feed.lock:
-            failures = 0
+            backoff = Backoff(self._base, self._max)
             while True:
                 if feed.ready.is_set() or generation != self._generation:
                     return
@@ -264,8 +262,7 @@ class UserFeeds:
                 except (RedisError, OSError) as exc:
                     # A pooled connection that died with a restarted Redis fails once; a
                     # real outage also breaks the reader, which starts a new generation.
-                    failures += 1
-                    delay = random.uniform(0, min(self._max, self._base * 2 ** (failures - 1)))  # noqa: S311
+                    delay = backoff.next_delay()
                     _log.warning(
                         "event feed catch-up failed; retrying",
                         extra={"error": type(exc).__name__, "retry_in_ms": int(delay * 1000)},
