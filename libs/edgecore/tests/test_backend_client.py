@@ -172,6 +172,24 @@ async def test_command_round_trip_sends_context_headers() -> None:
     assert (seen["x-request-id"], seen["x-trace-id"], seen["body"]) == ("req-1", "trace-1", "{}")
 
 
+async def test_json_sent_to_the_backend_is_utf8_not_escaped() -> None:
+    sent: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.content)
+        return httpx.Response(200, json={"game": {"game_id": "g-1"}})
+
+    route = BACKEND_ROUTES["lobby.game.create"]
+    client = BackendCommandClient(route, _client(handler), CODEC)
+    name = "Élysée crème brûlée 東京 " * 1000
+    payload = CODEC.encode(route.request_table, {"name": name, "visibility": "Private"})
+    await client.execute(_command("lobby.game.create", payload))
+    [body] = sent
+    assert name.encode() in body
+    assert b"\\u" not in body
+    assert len(body) < len(payload) + 200  # the text costs what it costs in the payload
+
+
 async def test_business_error_becomes_result_code_and_error_payload() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(

@@ -157,7 +157,9 @@ class BackendClient:
         all_headers = {"X-Request-Id": request_id or str(uuid.uuid4()), **(headers or {})}
         content = None
         if body is not None:
-            content = json.dumps(body, separators=(",", ":")).encode()
+            # UTF-8, not \u escapes: escaping tripled accented text (a 700 KB payload
+            # became 2.1 MB of JSON, past the backend's body limit).
+            content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
             all_headers["Content-Type"] = "application/json"
         try:
             response = await self._client.request(
