@@ -1,4 +1,4 @@
-"""Benchmark of push-hub: concurrent streams, memory, idle CPU, fan-out rate and latency.
+"""Benchmark of push-hub: streams, memory, idle CPU, fan-out, events of absent users, restart.
 
 Figures, not a test: nothing here asserts a speed. One run starts
 
@@ -10,9 +10,11 @@ Figures, not a test: nothing here asserts a speed. One run starts
   127.0.0.1 with the same message type),
 * with ``--old-tree DIR``, a second push-hub beside it: ``python -m push_hub``
   of that checkout (``PYTHONPATH`` on DIR's sources; e.g. a ``git worktree``
-  of the last commit with the grpc.aio server). Each hub reads its own
-  session-events and client-events streams, so neither works for the other's
-  events, and the steps below alternate between them,
+  of an earlier commit). Each hub has its own session-events stream,
+  client-events stream and history key prefix, so neither works for the
+  other's events, and the steps below alternate between them. An old hub
+  reads the single client-events stream, so it is always published to with
+  XADD,
 * per hub, ``--procs`` load-generator processes (asyncio + grpc.aio), each
   holding its share of the streams over ``--streams-per-channel`` streams
   per HTTP/2 connection,
@@ -27,17 +29,57 @@ then, for every hub:
 2. idle: with every stream open and nothing published, the CPU seconds the
    hub's process tree (launcher + Envoy for the new hub) consumes over
    ``--idle-seconds``, reported per 10 s (all hubs measured in the same window);
-3. fan-out: publishes user-targeted client events with XADD at each
-   ``--rates`` step (events/s) for ``--seconds`` (every event reaches
-   ``--streams-per-user`` streams), carrying the publish time in the event_id,
-   and reports deliveries per second (counted by the clients), publish-to-
-   receipt latency p50/p99/max, and the hub's CPU per delivery. A step *kept
-   up* when every delivery arrived within 1 s of the end of publishing; it
+3. fan-out: publishes user-targeted client events at each ``--rates`` step
+   (events/s) for ``--seconds`` (every event reaches ``--streams-per-user``
+   streams), carrying the publish time in the event_id, and reports deliveries
+   per second (counted by the clients), publish-to-receipt latency
+   p50/p99/max, and the hub's CPU per delivery. ``--publish direct`` (the
+   default) publishes as backends now do: the per-user history script
+   (``edgecore.event_history.HistoryStore.append``: XADD + trim + PUBLISH),
+   one call per event queued on a redis-py pipeline (``client=pipe``);
+   ``--publish legacy`` XADDs to the single client-events stream, which the
+   hub's bridge moves into the histories (one more hop); ``--publish
+   direct,legacy`` alternates the two at every step. A step *kept up*
+   when every delivery arrived within 1 s of the end of publishing; it
    *passes* when it kept up with p99 <= ``--max-p99-ms``. A hub whose step
-   fails is not driven at higher rates (bounded time, no backlog spilling
-   into the next step); after every step the hub is let go idle (bounded).
+   fails is not driven at higher rates on that path (bounded time, no
+   backlog spilling into the next step); after every step the hub is let go
+   idle (bounded);
+4. absent users (``--foreign-events`` > 0): for each of ``--foreign-paths``,
+   ``--foreign-repeats`` times, publishes ``--foreign-events`` events at
+   ``--foreign-rate`` to ``--foreign-users`` user ids no stream on the hub
+   belongs to, and reports the hub's CPU time (/proc, utime + stime of its
+   process tree) over the window, minus its idle CPU over an equally long
+   window just before, divided by the events (the median round): what one
+   replica pays per event of users it does not hold. Also the hub's
+   events-received and deliveries counters (both should stay 0). On the
+   legacy path the window includes the bridge moving every entry (one
+   replica pays that per event, whichever users it holds);
+5. restart (``--restart``, the default; the new hub only): the load
+   generators are told to reopen every stream that ends, then the hub gets
+   SIGTERM (its streams end with UNAVAILABLE); once it exited,
+   ``--restart-backlog`` events per user are published (``--publish`` path),
+   and a new ``python -m push_hub`` starts on the same ports. Each stream is
+   reopened at once, resuming after the last position it received
+   (``edgecore.payloads.encode_subscribe_options``), ``--reconnect-concurrency``
+   in flight per process, its channel reconnecting every 100 ms while the hub
+   is down and an UNAVAILABLE answer retried after 50 ms. The new process
+   learns the sessions from snapshots re-published on the session-events
+   stream as soon as it reports SERVING (the bench has no backend for
+   session lookups, and the session reader starts at the stream's end). It
+   reports, from the new process's start: health answering and SERVING, the
+   first stream back, 50/90/99% and all streams back (bootstrap received),
+   and when every stream had the backlog owed to it replayed.
 
-The summary gives, per hub, the highest step that passed.
+The summary gives, per hub, the tables of each phase, then the warnings and
+errors the hub processes logged (counted by distinct message; ``--log-dir``
+keeps the log files).
+
+Start-up: with ``--bytecode-cache`` (the default) the hubs write and reuse
+compiled bytecode under the run's temporary directory (``PYTHONPYCACHEPREFIX``),
+as the images ship it compiled; without it, in an environment with
+PYTHONDONTWRITEBYTECODE=1 and no ``__pycache__``, every start compiles every
+module again, twice (launcher, then the app inside Envoy): seconds more.
 
 CPU placement (``--pin``, default on a 2-core machine): every hub is pinned to
 CPU 0 before it starts (``taskset -c 0``; the launcher, Envoy and all their
@@ -46,8 +88,14 @@ generators, the publisher (this process) and Redis share CPU 1. A hub gets one
 core of its own; the client side, which parses and timestamps every event,
 gets the other. Idle hubs share CPU 0 with the hub being driven.
 
-    uv run python bench/push_hub_bench.py                       # 10000 streams, default rates
-    uv run python bench/push_hub_bench.py --streams 1000 --rates 500,1000,2000 --seconds 5
+    uv run python bench/push_hub_bench.py                       # 10000 streams, every phase
+    uv run python bench/push_hub_bench.py --streams 1000 --idle-seconds 0 --seconds 5
+    uv run python bench/push_hub_bench.py --streams 1000 --publish legacy --no-restart
+    uv run python bench/push_hub_bench.py --idle-seconds 0 --rates '' --log-dir /tmp/hub-logs
+    # issue 15: fan-out and absent users at 1000 streams (both paths), then at 10000 + restart
+    uv run python bench/push_hub_bench.py --streams 1000 --publish direct,legacy \\
+        --rates 1000,1250,1500,2000,2500,3000,4000,5000 --no-restart
+    uv run python bench/push_hub_bench.py --streams 10000 --open-concurrency 25 --rates 1000
     uv run python bench/push_hub_bench.py --streams 1000 --old-tree /tmp/old-tree \\
         --old-extra-path /tmp/old-deps
 """
@@ -60,6 +108,7 @@ import contextlib
 import gc
 import itertools
 import json
+import math
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -71,13 +120,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from proctree import process_tree
 
+from edgecore.event_history import EventKeys, HistoryStore
 from edgecore.keys import encode_ed25519_pkcs8_pem
 from edgecore.sessions import SessionRecord, SessionStatus
 from edgecore.signing import Signer
@@ -88,6 +138,12 @@ SUBSCRIBE_METHOD = "/galaxy.gateway.v1.EdgeGateway/SubscribeEvents"
 EVENT_TYPE = "bench.tick"
 # Under an old checkout, the sources its push-hub imports (in front of the venv's).
 OLD_TREE_SOURCES = ("libs/edgecore/src", "services/push-hub/src")
+RETRY_DELAY = 0.05  # s, before a client opens again after UNAVAILABLE
+# Clients reconnect their HTTP/2 connections this often while the hub is down (gRPC's
+# default backoff starts at 1 s and grows to 120 s).
+RECONNECT_BACKOFF_MS = 100
+PUBLISH_PATHS = ("direct", "legacy")
+BRIDGE_GROUP = "gateway-bridge"  # push_hub.bridge.BRIDGE_GROUP (the bench does not import push_hub)
 
 
 # --------------------------------------------------------------------------------------------
@@ -143,7 +199,9 @@ def cpu_busy() -> dict[int, tuple[int, int]]:
     return out
 
 
-def busy_percent(before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]]) -> dict:
+def busy_percent(
+    before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]]
+) -> dict[str, float]:
     return {
         f"cpu{cpu}": round(100 * (after[cpu][0] - before[cpu][0])
                            / max(1, after[cpu][1] - before[cpu][1]), 1)
@@ -194,58 +252,73 @@ class DeviceSpec:
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class WorkerSetup:
+    address: str
+    streams_per_channel: int
+    open_concurrency: int  # initial opens in flight
+    reconnect_concurrency: int  # resuming opens in flight during a restart; 0: all
+
+
 def worker_main(
-    conn: multiprocessing.connection.Connection,
-    address: str,
-    devices: list[DeviceSpec],
-    streams_per_channel: int,
-    open_concurrency: int,
+    conn: multiprocessing.connection.Connection, setup: WorkerSetup, devices: list[DeviceSpec]
 ) -> None:
     with contextlib.suppress(KeyboardInterrupt):
-        worker = LoadWorker(conn, address, devices, streams_per_channel, open_concurrency)
-        asyncio.run(worker.run())
+        asyncio.run(LoadWorker(conn, setup, devices).run())
 
 
 class LoadWorker:
-    """Holds its share of the streams, counts what arrives, samples latencies on request."""
+    """Holds its share of the streams, counts what arrives, samples latencies on request.
+
+    During a restart (``restart`` .. ``restart_done``) every stream that ends is opened
+    again at once, resuming after the last position it received.
+    """
 
     def __init__(
         self,
         conn: multiprocessing.connection.Connection,
-        address: str,
+        setup: WorkerSetup,
         devices: list[DeviceSpec],
-        streams_per_channel: int,
-        open_concurrency: int,
     ) -> None:
         self.conn = conn
-        self.address = address
+        self.address = setup.address
         self.devices = devices
-        self.streams_per_channel = streams_per_channel
-        self.open_concurrency = open_concurrency
+        self.streams_per_channel = setup.streams_per_channel
+        self.open_concurrency = setup.open_concurrency
+        self.reconnect_concurrency = setup.reconnect_concurrency
         self.channels: list[Any] = []
-        self.calls: list[Any] = []
+        self.methods: list[Any] = []
+        self.calls: dict[int, Any] = {}  # stream index -> its open call
+        self.last: list[bytes | None] = [None] * len(devices)  # last GatewayEvent received
         self.count = 0
         self.sample_every = 1
         self.samples: list[float] = []  # publish -> receipt, ms
         self.signed: list[float] = []  # publish -> signed by the hub (its timestamp_ms), ms
+        self.stored: list[float] = []  # publish -> history entry written (its id, Redis clock), ms
         self.statuses: dict[str, int] = {}
         self.pending = len(devices)
+        # restart
+        self.restarting = False
+        self.generation = 0
+        self.ended: list[float] = []  # wall-clock times streams ended
+        self.back: list[float] = []  # wall-clock times of the bootstraps of resumed streams
+        self.retries: dict[str, int] = {}  # UNAVAILABLE answers to resuming opens, by message
+        self.resume_failures: dict[str, int] = {}
 
-    def _request(self, device: DeviceSpec, attempt: int) -> Any:
+    def _request(self, device: DeviceSpec, request_id: str, payload: bytes = b"") -> Any:
         from edgecore.catalog import SUBSCRIBE_EVENTS_MESSAGE_TYPE  # noqa: PLC0415
         from edgecore.signing import payload_hash, request_signing_input  # noqa: PLC0415
         from galaxy.gateway.v1 import edge_gateway_pb2 as pb  # noqa: PLC0415
 
-        empty_hash = payload_hash(b"")
+        digest = payload_hash(payload)
         timestamp_ms = time.time_ns() // 1_000_000
-        request_id = f"open-{device.device_session_id}-{attempt}"
         signing_input = request_signing_input(
             protocol_version="v1",
             device_session_id=device.device_session_id,
             message_type=SUBSCRIBE_EVENTS_MESSAGE_TYPE,
             timestamp_ms=timestamp_ms,
             request_id=request_id,
-            payload_hash=empty_hash,
+            payload_hash=digest,
         )
         return pb.SubscribeEventsRequest(
             protocol_version="v1",
@@ -253,8 +326,8 @@ class LoadWorker:
             message_type=SUBSCRIBE_EVENTS_MESSAGE_TYPE,
             timestamp_ms=timestamp_ms,
             request_id=request_id,
-            payload_bytes=b"",
-            payload_hash=empty_hash,
+            payload_bytes=payload,
+            payload_hash=digest,
             signature=Signer(device.seed).sign(signing_input),
         )
 
@@ -266,51 +339,97 @@ class LoadWorker:
         if not self.pending:
             self.opened.set()
 
-    async def _open(self, index: int, device: DeviceSpec) -> Any:
-        import grpc  # noqa: PLC0415
+    @staticmethod
+    def _is_bootstrap(first: Any) -> bool:
         import grpc.aio  # noqa: PLC0415
 
         from edgecore.catalog import SERVER_TIME_EVENT_TYPE  # noqa: PLC0415
         from galaxy.gateway.v1 import edge_gateway_pb2 as pb  # noqa: PLC0415
 
-        method = self.channels[index // self.streams_per_channel].unary_stream(
-            SUBSCRIBE_METHOD,
-            request_serializer=pb.SubscribeEventsRequest.SerializeToString,
-            response_deserializer=None,  # raw bytes: parsed only when sampled
+        return first is not grpc.aio.EOF and (
+            pb.GatewayEvent.FromString(first).event_type == SERVER_TIME_EVENT_TYPE
         )
+
+    async def _open(self, index: int, device: DeviceSpec) -> Any:
+        import grpc  # noqa: PLC0415
+        import grpc.aio  # noqa: PLC0415
+
+        method = self.methods[index // self.streams_per_channel]
         async with self.open_gate:
             for attempt in range(200):
-                call = method(self._request(device, attempt))
+                call = method(self._request(device, f"open-{device.device_session_id}-{attempt}"))
                 try:
                     first = await call.read()
                 except grpc.aio.AioRpcError as exc:
                     if exc.code() is grpc.StatusCode.UNAVAILABLE:
-                        await asyncio.sleep(0.05)  # the session snapshot is on its way
+                        await asyncio.sleep(RETRY_DELAY)  # the session snapshot is on its way
                         continue
                     self._status(exc.code().name)
                     return None
-                if first is grpc.aio.EOF or (
-                    pb.GatewayEvent.FromString(first).event_type != SERVER_TIME_EVENT_TYPE
-                ):
+                if not self._is_bootstrap(first):
                     self._status("bad_bootstrap")
                     call.cancel()
                     return None
+                self.last[index] = first
                 return call
         return None
 
-    async def _hold(self, index: int, device: DeviceSpec) -> None:
+    async def _reopen(self, index: int, device: DeviceSpec) -> Any:
+        """Open the stream again, resuming after the last position received, until it is back
+        (UNAVAILABLE: the hub is stopping, down, starting or does not know the session yet)."""
+        import grpc  # noqa: PLC0415
+        import grpc.aio  # noqa: PLC0415
+
+        from edgecore.payloads import encode_subscribe_options  # noqa: PLC0415
+        from galaxy.gateway.v1 import edge_gateway_pb2 as pb  # noqa: PLC0415
+
+        last = self.last[index]
+        position = pb.GatewayEvent.FromString(last).position if last is not None else ""
+        payload = encode_subscribe_options(position) if position else b""
+        method = self.methods[index // self.streams_per_channel]
+        async with self.reopen_gate:
+            for attempt in itertools.count():
+                if not self.restarting:
+                    return None
+                request_id = f"resume-{device.device_session_id}-{self.generation}-{attempt}"
+                # wait_for_ready: while the hub is down the call waits for the channel
+                # (reconnecting every RECONNECT_BACKOFF_MS) instead of failing at once.
+                call = method(self._request(device, request_id, payload), wait_for_ready=True)
+                try:
+                    first = await call.read()
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() is grpc.StatusCode.UNAVAILABLE:
+                        detail = exc.details() or ""
+                        key = detail if len(detail) < 80 else detail[:77] + "..."
+                        self.retries[key] = self.retries.get(key, 0) + 1
+                        await asyncio.sleep(RETRY_DELAY)
+                        continue
+                    name = f"{exc.code().name}: {exc.details()}"
+                    self.resume_failures[name] = self.resume_failures.get(name, 0) + 1
+                    return None
+                if not self._is_bootstrap(first):
+                    self.resume_failures["bad_bootstrap"] = (
+                        self.resume_failures.get("bad_bootstrap", 0) + 1
+                    )
+                    call.cancel()
+                    return None
+                self.last[index] = first
+                self.back.append(time.time())
+                return call
+        return None
+
+    async def _read(self, index: int, call: Any) -> None:
+        """Count (and sample) what arrives on one stream until it ends."""
         import grpc.aio  # noqa: PLC0415
 
         from galaxy.gateway.v1 import edge_gateway_pb2 as pb  # noqa: PLC0415
 
-        call = await self._open(index, device)
-        self._opened_one()
-        if call is None:
-            return
-        self.calls.append(call)
         parse = pb.GatewayEvent.FromString
+        last = self.last
+        self.calls[index] = call
         try:
             while (raw := await call.read()) is not grpc.aio.EOF:
+                last[index] = raw
                 self.count += 1
                 if self.count % self.sample_every == 0:
                     received_ns = time.time_ns()
@@ -318,22 +437,62 @@ class LoadWorker:
                     published_ns = int(event.event_id.rsplit(":", 1)[1])
                     self.samples.append((received_ns - published_ns) / 1e6)
                     self.signed.append(event.timestamp_ms - published_ns / 1e6)
+                    if event.position:  # epoch:ms-seq (none from a hub without histories)
+                        entry_ms = int(event.position.rsplit(":", 1)[1].split("-", 1)[0])
+                        self.stored.append(entry_ms - published_ns / 1e6)
         except grpc.aio.AioRpcError as exc:
             self._status(exc.code().name)
+        finally:
+            self.calls.pop(index, None)
+            if self.restarting:
+                self.ended.append(time.time())
+
+    async def _hold(self, index: int, device: DeviceSpec) -> None:
+        call = await self._open(index, device)
+        self._opened_one()
+        while call is not None:
+            await self._read(index, call)
+            call = await self._reopen(index, device) if self.restarting else None
+
+    def _restart_report(self, times: bool) -> dict[str, Any]:
+        return {
+            "live": len(self.calls),
+            "back": len(self.back),
+            "count": self.count,
+            "retries": self.retries,
+            "resume_failures": self.resume_failures,
+            "statuses": self.statuses,
+            "back_times": self.back[:] if times else None,
+            "ended_times": self.ended[:] if times else None,
+        }
 
     async def run(self) -> None:
         import grpc.aio  # noqa: PLC0415 - grpc lives in the worker processes only
 
+        from galaxy.gateway.v1 import edge_gateway_pb2 as pb  # noqa: PLC0415
+
         # Channels, events and semaphores belong to the running loop: create them here.
         self.open_gate = asyncio.Semaphore(self.open_concurrency)
+        self.reopen_gate = asyncio.Semaphore(self.reconnect_concurrency or len(self.devices) or 1)
         self.opened = asyncio.Event()
         count = (len(self.devices) + self.streams_per_channel - 1) // self.streams_per_channel
         options = [
             ("grpc.use_local_subchannel_pool", 1),
             ("grpc.max_receive_message_length", 4 << 20),
+            ("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_MS),
+            ("grpc.min_reconnect_backoff_ms", RECONNECT_BACKOFF_MS),
+            ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MS),
         ]
         self.channels = [
             grpc.aio.insecure_channel(self.address, options=options) for _ in range(count)
+        ]
+        self.methods = [
+            channel.unary_stream(
+                SUBSCRIBE_METHOD,
+                request_serializer=pb.SubscribeEventsRequest.SerializeToString,
+                response_deserializer=None,  # raw bytes: parsed only when sampled
+            )
+            for channel in self.channels
         ]
         loop = asyncio.get_running_loop()
         commands: asyncio.Queue[Any] = asyncio.Queue()
@@ -352,21 +511,39 @@ class LoadWorker:
             }
         )
         while (command := await commands.get())["op"] != "stop":
-            if command["op"] == "window":
+            op = command["op"]
+            if op == "window":
                 self.count = 0
                 self.sample_every = command["sample_every"]
                 self.samples.clear()
                 self.signed.clear()
-            elif command["op"] == "report":
+                self.stored.clear()
+            elif op == "report":
                 self.conn.send(
                     {
                         "count": self.count,
                         "samples": self.samples[:],
                         "signed": self.signed[:],
+                        "stored": self.stored[:],
                         "statuses": self.statuses,
                     }
                 )
-        for call in self.calls:
+            elif op == "restart":
+                self.generation += 1
+                self.restarting = True
+                self.count = 0
+                self.sample_every = 1 << 62  # no sampling: replayed events are old
+                for kept in (self.ended, self.back, self.samples, self.signed):
+                    kept.clear()
+                self.retries, self.resume_failures = {}, {}
+                self.conn.send({"live": len(self.calls)})
+            elif op == "restart_report":
+                self.conn.send(self._restart_report(bool(command.get("times"))))
+            elif op == "restart_done":
+                self.restarting = False
+                self.conn.send({"live": len(self.calls)})
+        self.restarting = False
+        for call in list(self.calls.values()):
             call.cancel()
         for task in tasks:
             task.cancel()
@@ -389,14 +566,22 @@ class Hub:
     env: dict[str, str]
     log_path: Path
     session_stream: str
-    client_stream: str
+    client_stream: str  # the single stream (legacy publishing; the bridge moves it)
+    events_prefix: str  # GATEWAY_REDIS_EVENTS_KEY_PREFIX: per-user histories (direct publishing)
     user_prefix: str
+    direct: bool = True  # has per-user histories (an --old-tree hub reads the single stream)
     grpc_port: int = 0
     admin_port: int = 0
     process: subprocess.Popen[bytes] | None = None
-    workers: list[tuple[multiprocessing.Process, Any]] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)  # one per process started
+    devices: list[DeviceSpec] = field(default_factory=list)
+    workers: list[tuple[Any, Any]] = field(default_factory=list)  # (spawned process, its pipe)
     results: dict[str, Any] = field(default_factory=dict)
-    failed_at: int | None = None  # first rate that did not pass
+    failed_at: dict[str, int] = field(default_factory=dict)  # path -> first rate not passed
+
+    def path(self, asked: str) -> str:
+        """How events reach this hub: ``asked``, or legacy for a hub without histories."""
+        return asked if self.direct else "legacy"
 
     @property
     def pid(self) -> int:
@@ -422,14 +607,40 @@ class Hub:
     def workers_cpu(self) -> float:
         return sum(cpu_seconds(p.pid) for p, _ in self.workers if p.pid)
 
+    def health(self) -> str | None:
+        """grpc.health.v1 Check over Connect (HTTP/1.1 JSON); None while nothing answers."""
+        import urllib.error  # noqa: PLC0415
+        import urllib.request  # noqa: PLC0415
+
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.grpc_port}/grpc.health.v1.Health/Check",
+            data=b"{}",
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=2) as answer:  # noqa: S310
+                return str(json.loads(answer.read() or b"{}").get("status", "UNKNOWN"))
+        except urllib.error.HTTPError as exc:
+            return f"HTTP {exc.code}"
+        except OSError:
+            return None
+
+    def workers_ask(self, command: dict[str, Any]) -> list[dict[str, Any]]:
+        for _, conn in self.workers:
+            conn.send(command)
+        return [conn.recv() for _, conn in self.workers]
+
 
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.tmp = Path(tempfile.mkdtemp(prefix="push-hub-bench-"))
+        self.log_dir: Path = args.log_dir or self.tmp  # --log-dir: kept after the run
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         self.redis = EmbeddedRedisServer()
         self.hubs: list[Hub] = []
         self.hub_cpus = {0} if args.pin else None
+        self.load_start = _load()
 
     # -- processes -----------------------------------------------------------------------------
     def start_redis(self) -> None:
@@ -437,7 +648,9 @@ class Bench:
         if self.args.pin and self.redis.pid is not None:
             pin(self.redis.pid, {self.args.redis_cpu})
 
-    def hub_env(self, name: str, session_stream: str, client_stream: str) -> dict[str, str]:
+    def hub_env(
+        self, name: str, session_stream: str, client_stream: str, events_prefix: str
+    ) -> dict[str, str]:
         signer = Signer.generate()
         key_path = self.tmp / f"signer-{name}.pem"
         key_path.write_bytes(encode_ed25519_pkcs8_pem(signer.seed()))
@@ -446,12 +659,17 @@ class Bench:
             for dim in ("IP", "SESSION", "USER", "MESSAGE_CLASS")
             for what, value in (("REQUESTS", "10000000"), ("BURST", "1000000"))
         }
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "OTEL_"))}
+        if self.args.bytecode_cache:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(self.tmp / "pycache")
         return {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "OTEL_"))},
+            **env,
             "GATEWAY_REDIS_MASTER_ADDR": f"127.0.0.1:{self.redis.port}",
             "GATEWAY_REDIS_PASSWORD": self.redis.password,
             "GATEWAY_REDIS_SESSION_EVENTS_STREAM": session_stream,
             "GATEWAY_REDIS_CLIENT_EVENTS_STREAM": client_stream,
+            "GATEWAY_REDIS_EVENTS_KEY_PREFIX": events_prefix,
             "GATEWAY_BACKEND_GATEWAY_CLIENT_ID": "push-hub-bench",
             "GATEWAY_RESPONSE_SIGNER_PRIVATE_KEY_PEM_PATH": str(key_path),
             "GATEWAY_LOG_LEVEL": "warn",
@@ -459,16 +677,23 @@ class Bench:
         }
 
     def start_hub(self, name: str, pythonpath: str | None = None) -> Hub:
+        session_stream = f"bench:{name}:session_events"
+        client_stream = f"bench:{name}:client_events"
+        events_prefix = f"bench:{name}:events:"
         hub = Hub(
             name=name,
-            env=self.hub_env(name, f"bench:{name}:session_events", f"bench:{name}:client_events"),
-            log_path=self.tmp / f"push-hub-{name}.log",
-            session_stream=f"bench:{name}:session_events",
-            client_stream=f"bench:{name}:client_events",
+            env=self.hub_env(name, session_stream, client_stream, events_prefix),
+            log_path=self.log_dir / f"push-hub-{name}.log",
+            session_stream=session_stream,
+            client_stream=client_stream,
+            events_prefix=events_prefix,
             user_prefix=f"{name}-user",
+            direct=pythonpath is None,
         )
         if pythonpath is not None:
             hub.env["PYTHONPATH"] = pythonpath
+            # A checkout from before per-user histories refuses variables it does not know.
+            del hub.env["GATEWAY_REDIS_EVENTS_KEY_PREFIX"]
         hub.grpc_port, hub.admin_port = free_port(), free_port()
         hub.env["GATEWAY_AUTHENTICATED_GRPC_ADDR"] = f"127.0.0.1:{hub.grpc_port}"
         hub.env["GATEWAY_ADMIN_HTTP_ADDR"] = f"127.0.0.1:{hub.admin_port}"
@@ -480,17 +705,27 @@ class Bench:
             check=True,
         )
         print(json.dumps({"hub": name, "push_hub_module": probe.stdout.strip()}), flush=True)
-        argv = _pinned([sys.executable, "-m", "push_hub"], self.hub_cpus)
-        with hub.log_path.open("wb") as log:
-            hub.process = subprocess.Popen(  # noqa: S603
-                _dies_with_parent(argv), env=hub.env, stdout=log, stderr=subprocess.STDOUT
-            )
         self.hubs.append(hub)
+        started = time.monotonic()
+        self._launch(hub)
+        if hub.direct:  # health over Connect: not on an old grpc.aio hub
+            serving = self._until_serving(hub, started, started + 60)["new_serving_seconds"]
+            hub.results["start_to_serving_seconds"] = serving
         self._wait_serving(hub)
         if self.hub_cpus is not None:
             pin(hub.pid, self.hub_cpus)  # launcher + Envoy, every thread (already inherited)
         print(json.dumps({"hub": name, "process_tree": process_tree(hub.pid)}), flush=True)
         return hub
+
+    def _launch(self, hub: Hub) -> None:
+        """Start ``python -m push_hub`` for ``hub`` (its ports and env); each start logs apart."""
+        argv = _pinned([sys.executable, "-m", "push_hub"], self.hub_cpus)
+        hub.log_path = self.log_dir / f"push-hub-{hub.name}-{len(hub.logs) + 1}.log"
+        hub.logs.append(hub.log_path)
+        with hub.log_path.open("wb") as log:
+            hub.process = subprocess.Popen(  # noqa: S603
+                _dies_with_parent(argv), env=hub.env, stdout=log, stderr=subprocess.STDOUT
+            )
 
     def _wait_serving(self, hub: Hub) -> None:
         deadline = time.monotonic() + 60
@@ -527,10 +762,30 @@ class Bench:
         self.redis.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
+    def log_summary(self) -> dict[str, dict[str, int]]:
+        """Per log file: how often each distinct message appears (warnings and errors only)."""
+        out: dict[str, dict[str, int]] = {}
+        for hub in self.hubs:
+            for path in hub.logs:
+                seen: dict[str, int] = {}
+                with contextlib.suppress(OSError):
+                    for line in path.read_text(errors="replace").splitlines():
+                        try:
+                            record = json.loads(line)
+                            key = f"{record.get('level', '?')}: {record.get('msg', record)}"
+                            for extra in ("reject_reason", "error", "reason", "status", "stream"):
+                                if extra in record:
+                                    key += f" [{extra}={record[extra]}]"
+                        except (ValueError, AttributeError):
+                            key = line[:160]
+                        seen[key] = seen.get(key, 0) + 1
+                out[str(path)] = seen
+        return out
+
     # -- phases --------------------------------------------------------------------------------
     def devices(self, hub: Hub) -> list[DeviceSpec]:
         per_user = self.args.streams_per_user
-        return [
+        hub.devices = [
             DeviceSpec(
                 f"{hub.user_prefix}-{i // per_user}",
                 f"{hub.name}-session-{i}",
@@ -538,6 +793,7 @@ class Bench:
             )
             for i in range(self.args.streams)
         ]
+        return hub.devices
 
     def seed_sessions(self, hub: Hub, devices: list[DeviceSpec]) -> None:
         client = self.redis.client(timeout=30)
@@ -559,20 +815,16 @@ class Bench:
         rss_before = rss_bytes(hub.pid)
         context = multiprocessing.get_context("spawn")  # no fork of a process holding grpc
         shares = [devices[i :: args.procs] for i in range(args.procs)]
+        setup = WorkerSetup(
+            f"127.0.0.1:{hub.grpc_port}",
+            args.streams_per_channel,
+            args.open_concurrency,
+            args.reconnect_concurrency,
+        )
         started = time.monotonic()
         for share in shares:
             parent, child = context.Pipe()
-            process = context.Process(
-                target=worker_main,
-                args=(
-                    child,
-                    f"127.0.0.1:{hub.grpc_port}",
-                    share,
-                    args.streams_per_channel,
-                    args.open_concurrency,
-                ),
-                daemon=True,
-            )
+            process = context.Process(target=worker_main, args=(child, setup, share), daemon=True)
             process.start()
             if args.pin and process.pid is not None:
                 pin(process.pid, {1})
@@ -637,43 +889,81 @@ class Bench:
             }
             print(json.dumps({"hub": hub.name, "idle": hub.results["idle"]}), flush=True)
 
-    async def publish_for(self, hub: Hub, rate: int, seconds: float, users: int) -> int:
+    async def publish(
+        self,
+        hub: Hub,
+        path: str,
+        user: Callable[[int], str],
+        *,
+        rate: float = 0.0,
+        seconds: float | None = None,
+        count: int | None = None,
+    ) -> int:
+        """Publish client events for ``user(n)`` (n = 0, 1, ...), ``rate`` a second (0: as fast
+        as pipelines of 1000 go), for ``seconds`` or until ``count``; the publish time travels
+        in the event_id. ``path`` direct: the history script (``HistoryStore.append``), queued
+        on a pipeline; legacy: XADD to the single client-events stream."""
         import redis.asyncio as aioredis  # noqa: PLC0415
 
         client = aioredis.Redis(
             host="127.0.0.1", port=self.redis.port, password=self.redis.password
         )
+        store = HistoryStore(client, EventKeys(hub.events_prefix)) if path == "direct" else None
         tick = 0.01
-        per_tick = rate * tick
         sent = 0
         payload = b"\x00" * self.args.payload_bytes
         stream = hub.client_stream.encode()
+        event_type = EVENT_TYPE.encode()
         started = time.monotonic()
         try:
-            while (now := time.monotonic()) - started < seconds:
-                batch = int((now - started) / tick * per_tick - sent)
+            while True:
+                now = time.monotonic()
+                if seconds is not None and now - started >= seconds:
+                    break
+                if count is not None and sent >= count:
+                    break
+                batch = int((now - started) * rate - sent) if rate else 1000
+                if count is not None:
+                    batch = min(batch, count - sent)
                 if batch > 0:
                     pipe = client.pipeline(transaction=False)
                     for _ in range(batch):
-                        user = random.randrange(users)  # noqa: S311
-                        pipe.xadd(
-                            stream,
-                            {
-                                b"v": ENTRY_VERSION,
-                                b"user_id": f"{hub.user_prefix}-{user}".encode(),
-                                b"event_type": EVENT_TYPE.encode(),
-                                b"event_id": f"{sent}:{time.time_ns()}".encode(),
-                                b"payload": payload,
-                            },
-                            maxlen=200_000,
-                            approximate=True,
-                        )
+                        user_id = user(sent)
+                        fields = {
+                            b"v": ENTRY_VERSION,
+                            b"user_id": user_id.encode(),
+                            b"event_type": event_type,
+                            b"event_id": f"{sent}:{time.time_ns()}".encode(),
+                            b"payload": payload,
+                        }
+                        if store is not None:
+                            await store.append(user_id, fields, client=pipe)
+                        else:
+                            pipe.xadd(stream, fields, maxlen=200_000, approximate=True)  # type: ignore[arg-type]
                         sent += 1
                     await pipe.execute()
-                await asyncio.sleep(tick / 2)
+                if rate:
+                    await asyncio.sleep(tick / 2)
         finally:
             await client.aclose()
         return sent
+
+    def bridge_drained(self, hub: Hub, limit: float = 30.0) -> float:
+        """Wait (bounded) until the hub's bridge has moved everything on the single stream."""
+        started = time.monotonic()
+        client = self.redis.client(timeout=10)
+        try:
+            while time.monotonic() - started < limit:
+                groups = client.xinfo_groups(hub.client_stream)
+                group = next(
+                    (g for g in groups if g["name"] in (BRIDGE_GROUP, BRIDGE_GROUP.encode())), None
+                )
+                if group is None or (not group["pending"] and not group.get("lag")):
+                    break
+                time.sleep(0.05)
+        finally:
+            client.close()
+        return time.monotonic() - started
 
     def settle(self, hub: Hub, limit: float = 20.0) -> float:
         """Wait (bounded) until the hub is idle again: below 10% of a core over 0.5 s."""
@@ -685,7 +975,7 @@ class Bench:
                 break
         return time.monotonic() - started
 
-    def fan_out(self, hub: Hub, rate: int) -> dict[str, Any]:
+    def fan_out(self, hub: Hub, rate: int, path: str) -> dict[str, Any]:
         args = self.args
         users = args.streams // args.streams_per_user
         fan = args.streams_per_user
@@ -711,7 +1001,11 @@ class Bench:
                     time.sleep(0.5)
 
             threading.Thread(target=sample, daemon=True).start()
-        sent = asyncio.run(self.publish_for(hub, rate, args.seconds, users))
+
+        def someone(_: int) -> str:
+            return f"{hub.user_prefix}-{random.randrange(users)}"  # noqa: S311
+
+        sent = asyncio.run(self.publish(hub, path, someone, rate=rate, seconds=args.seconds))
         publish_seconds = time.monotonic() - started
         expected = sent * fan
         # Let the tail drain (bounded), then collect the window.
@@ -731,9 +1025,11 @@ class Bench:
         workers_cpu = hub.workers_cpu() - workers_before
         samples = [s for r in reports for s in r["samples"]]
         signed = [s for r in reports for s in r["signed"]]
+        stored = [s for r in reports for s in r["stored"]]
         kept_up = received >= expected and drained_seconds <= publish_seconds + 1.0
         p99 = percentile(samples, 0.99)
         result = {
+            "publish_path": path,
             "target_events_per_second": rate,
             "events_per_second_published": round(sent / publish_seconds, 1),
             "fan_out": fan,
@@ -753,6 +1049,8 @@ class Bench:
             "latency_samples": len(samples),
             "publish_to_signed_ms_p50": round(percentile(signed, 0.50), 2),
             "publish_to_signed_ms_p99": round(percentile(signed, 0.99), 2),
+            "publish_to_history_ms_p50": round(percentile(stored, 0.50), 2),
+            "publish_to_history_ms_p99": round(percentile(stored, 0.99), 2),
             "hub_cpu_percent": round(100 * cpu / drained_seconds, 1),
             "hub_cpu_us_per_delivery": round(1e6 * cpu / max(received, 1), 1),
             "load_generator_cpu_percent": round(100 * workers_cpu / drained_seconds, 1),
@@ -765,6 +1063,218 @@ class Bench:
         print(json.dumps({"hub": hub.name, "fan_out": result}), flush=True)
         return result
 
+    def foreign(self, hub: Hub, path: str) -> dict[str, Any]:
+        """push-hub CPU per event published for users with no stream on it.
+
+        ``--foreign-repeats`` rounds of: an idle window, then ``--foreign-events``
+        events to ``--foreign-users`` user ids that no stream here belongs to, at
+        ``--foreign-rate``. Per round, the hub's CPU over the publishing window (plus the
+        bridge draining, on the legacy path, plus 1 s) minus its idle CPU over the
+        equally long window just before, divided by the events published; the median
+        round is the figure (idle CPU with many streams comes in bursts).
+        """
+        args = self.args
+        count, rate = args.foreign_events, args.foreign_rate
+        window = count / rate + 1.0
+        self.settle(hub)
+        received_before = hub.metric("gateway_push_events_received_total")
+        deliveries_before = hub.metric("gateway_push_deliveries_total")
+
+        def nobody(n: int) -> str:
+            return f"{hub.user_prefix}-absent-{n % args.foreign_users}"
+
+        rounds: list[dict[str, float]] = []
+        for _ in range(args.foreign_repeats):
+            idle_before = cpu_seconds(hub.pid)
+            time.sleep(window)
+            idle_cpu = cpu_seconds(hub.pid) - idle_before
+            cpu_before = cpu_seconds(hub.pid)
+            started = time.monotonic()
+            sent = asyncio.run(self.publish(hub, path, nobody, rate=rate, count=count))
+            publish_seconds = time.monotonic() - started
+            bridge = self.bridge_drained(hub) if path == "legacy" and hub.direct else 0.0
+            time.sleep(max(0.0, started + window - time.monotonic()))
+            if time.monotonic() - started > window + 0.01:
+                time.sleep(1.0)  # publishing or the bridge overran the window: a tail anyway
+            elapsed = time.monotonic() - started
+            cpu = cpu_seconds(hub.pid) - cpu_before
+            idle = idle_cpu * elapsed / window
+            rounds.append(
+                {"sent": sent, "publish_seconds": publish_seconds, "bridge_seconds": bridge,
+                 "elapsed": elapsed, "cpu": cpu, "idle": idle,
+                 "net_us": 1e6 * (cpu - idle) / max(sent, 1), "raw_us": 1e6 * cpu / max(sent, 1)}
+            )  # fmt: skip
+        middle = sorted(rounds, key=lambda r: r["net_us"])[len(rounds) // 2]
+        result = {
+            "publish_path": path,
+            "streams_held": hub.metric("gateway_push_active_streams"),
+            "rounds": len(rounds),
+            "events_published": middle["sent"],
+            "events_per_second_published": round(middle["sent"] / middle["publish_seconds"], 1),
+            "absent_users": min(args.foreign_users, count),
+            "window_seconds": round(middle["elapsed"], 2),
+            "bridge_drain_seconds": round(middle["bridge_seconds"], 2),
+            "hub_cpu_ms": round(1e3 * middle["cpu"], 1),
+            "hub_idle_cpu_ms_same_window": round(1e3 * middle["idle"], 1),
+            "hub_cpu_us_per_event": round(middle["net_us"], 2),
+            "hub_cpu_us_per_event_raw": round(middle["raw_us"], 2),
+            "hub_cpu_us_per_event_by_round": [round(r["net_us"], 2) for r in rounds],
+            "hub_events_received": hub.metric("gateway_push_events_received_total")
+            - received_before,
+            "hub_deliveries": hub.metric("gateway_push_deliveries_total") - deliveries_before,
+        }
+        print(json.dumps({"hub": hub.name, "foreign": result}), flush=True)
+        return result
+
+    def restart(self, hub: Hub) -> dict[str, Any]:
+        """SIGTERM the hub, start a new one on the same ports, time the streams coming back.
+
+        The load generators reopen each stream as soon as it ends (every end during the
+        restart), resuming after the last position it received, over channels that
+        reconnect every RECONNECT_BACKOFF_MS; a resume answered UNAVAILABLE is retried
+        after RETRY_DELAY. While the hub is down ``--restart-backlog`` events per user are
+        published (``--publish`` path): each resumed stream is owed its user's. The new
+        process learns the sessions from snapshots re-published on the session-events
+        stream as soon as it reports SERVING (no backend here; it reads from the stream's
+        end). Times are from the new process's start (Popen).
+        """
+        args = self.args
+        path = hub.path(args.publish_paths[0])
+        users = args.streams // args.streams_per_user
+        result: dict[str, Any] = {
+            "publish_path": path,
+            "streams_held_before": sum(r["live"] for r in hub.workers_ask({"op": "restart"})),
+            "active_streams_metric_before": hub.metric("gateway_push_active_streams"),
+        }
+        held = result["streams_held_before"]
+        term_wall = time.time()
+        result.update(self._terminate(hub))
+
+        def owed(n: int) -> str:
+            return f"{hub.user_prefix}-{n % users}"
+
+        backlog = users * args.restart_backlog
+        result["backlog_events_published_while_down"] = (
+            asyncio.run(self.publish(hub, path, owed, count=backlog)) if backlog else 0
+        )
+        # Every user has all its streams held: each stream is owed its user's backlog.
+        replay_expected = held * args.restart_backlog
+        result["streams_back_before_new_start"] = sum(
+            r["back"] for r in hub.workers_ask({"op": "restart_report"})
+        )
+        started_wall, started = time.time(), time.monotonic()
+        deadline = started + args.restart_timeout
+        self._launch(hub)
+        result.update(self._until_serving(hub, started, deadline))
+        if self.hub_cpus is not None:
+            pin(hub.pid, self.hub_cpus)
+        self.seed_sessions(hub, hub.devices)
+        result["sessions_reseeded_seconds"] = round(time.monotonic() - started, 2)
+        progress: list[tuple[float, int]] = []
+        while time.monotonic() < deadline:
+            back = sum(r["back"] for r in hub.workers_ask({"op": "restart_report"}))
+            progress.append((round(time.monotonic() - started, 2), back))
+            if back >= held:
+                break
+            time.sleep(0.1)
+        replay_deadline = time.monotonic() + 15
+        while True:
+            reports = hub.workers_ask({"op": "restart_report", "times": True})
+            replayed = sum(r["count"] for r in reports)
+            if replayed >= replay_expected or time.monotonic() > replay_deadline:
+                break
+            time.sleep(0.1)
+        replayed_seconds = round(time.monotonic() - started, 2)
+        result["new_hub_cpu_seconds"] = round(cpu_seconds(hub.pid), 2)  # since its start
+        result["streams_live_after"] = sum(
+            r["live"] for r in hub.workers_ask({"op": "restart_done"})
+        )
+        back_times = sorted(t - started_wall for r in reports for t in r["back_times"])
+        ended = sorted(t - term_wall for r in reports for t in r["ended_times"])
+
+        def at(q: float) -> float | None:
+            """Seconds until ``q`` of the streams held before were back (None: never)."""
+            index = max(0, math.ceil(q * held) - 1)
+            return round(back_times[index], 2) if index < len(back_times) else None
+
+        result.update(
+            {
+                "streams_ended_seconds_after_sigterm": [
+                    round(ended[0], 2) if ended else None,
+                    round(ended[-1], 2) if ended else None,
+                ],
+                "new_pid": hub.pid,
+                "streams_back": len(back_times),
+                "back_first_seconds": round(back_times[0], 2) if back_times else None,
+                "back_p50_seconds": at(0.50),
+                "back_p90_seconds": at(0.90),
+                "back_p99_seconds": at(0.99),
+                "all_back_seconds": at(1.0),
+                "replayed_expected": replay_expected,
+                "replayed_received": replayed,
+                "replayed_all_seconds": replayed_seconds if replayed >= replay_expected else None,
+                "active_streams_metric_after": hub.metric("gateway_push_active_streams"),
+                "unavailable_retries": _merged(r["retries"] for r in reports),
+                "resume_failures": _merged(r["resume_failures"] for r in reports),
+                "progress": progress[:: max(1, len(progress) // 40)],
+            }
+        )
+        print(json.dumps({"hub": hub.name, "restart": result}), flush=True)
+        return result
+
+    @staticmethod
+    def _terminate(hub: Hub) -> dict[str, Any]:
+        """SIGTERM the hub's launcher and wait for it (bounded; then killed)."""
+        assert hub.process is not None
+        old_pid = hub.pid
+        started = time.monotonic()
+        hub.process.send_signal(signal.SIGTERM)
+        try:
+            code = hub.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            hub.process.kill()
+            code = hub.process.wait()
+        return {
+            "old_pid": old_pid,
+            "old_exit_code": code,
+            "old_process_exit_seconds": round(time.monotonic() - started, 2),
+        }
+
+    @staticmethod
+    def _until_serving(hub: Hub, started: float, deadline: float) -> dict[str, Any]:
+        """Seconds from ``started`` until the new hub answers health, and until SERVING."""
+        marks: dict[str, Any] = {"new_answering_seconds": None, "new_serving_seconds": None}
+        while time.monotonic() < deadline:
+            assert hub.process is not None
+            if hub.process.poll() is not None:
+                raise RuntimeError(hub.log_path.read_text()[-3000:])
+            status = hub.health()
+            if status is not None and marks["new_answering_seconds"] is None:
+                marks["new_answering_seconds"] = round(time.monotonic() - started, 2)
+            if status == "SERVING":
+                marks["new_serving_seconds"] = round(time.monotonic() - started, 2)
+                break
+            time.sleep(0.02)
+        return marks
+
+
+PATH_LABELS = {
+    "direct": "history script per event, pipelined",
+    "legacy": "XADD to the single stream, moved by the bridge",
+}
+
+
+def _merged(tables: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for table in tables:
+        for key, value in table.items():
+            out[key] = out.get(key, 0) + value
+    return out
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
 
 def _b64(raw: bytes) -> str:
     import base64  # noqa: PLC0415
@@ -772,16 +1282,64 @@ def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
 
+def print_fan_out(tag: str, runs: list[dict[str, Any]], failed_at: int | None) -> None:
+    path = runs[0]["publish_path"]
+    print(
+        f"{tag} fan-out, published {path} ({PATH_LABELS[path]}); p50/p99/max: publish to "
+        "receipt; from publish to the history entry (its id, ms) and to the hub's signature"
+    )
+    header = ("events/s", "deliv/s", "published", "deliv/s", "kept up", "p50 ms", "p99 ms",
+              "max ms", "hist p99", "sign p99", "hub CPU", "us/deliv", "loadgen",
+              "cpu0/cpu1")  # fmt: skip
+    print(tag, " ".join(f"{h:>9}" for h in header))
+    print(tag, " ".join(f"{h:>9}" for h in ("(asked)", "(asked)", "events/s", "(got)")))
+    for r in runs:
+        busy = r["machine_cpu_busy_percent"]
+        row = (
+            r["target_events_per_second"],
+            r["target_events_per_second"] * r["fan_out"],
+            f"{r['events_per_second_published']:.0f}",
+            f"{r['delivered_per_second']:.0f}",
+            "yes" if r["kept_up"] else "no",
+            f"{r['latency_ms_p50']:.2f}",
+            f"{r['latency_ms_p99']:.2f}",
+            f"{r['latency_ms_max'] or float('nan'):.1f}",
+            f"{r['publish_to_history_ms_p99']:.1f}",
+            f"{r['publish_to_signed_ms_p99']:.1f}",
+            f"{r['hub_cpu_percent']:.0f}%",
+            f"{r['hub_cpu_us_per_delivery']:.1f}",
+            f"{r['load_generator_cpu_percent']:.0f}%",
+            f"{busy.get('cpu0', 0):.0f}/{busy.get('cpu1', 0):.0f}%",
+        )
+        print(tag, " ".join(f"{v!s:>9}" for v in row))
+    passed = [r for r in runs if r["passed"]]
+    if passed:
+        best = max(passed, key=lambda r: r["target_events_per_second"])
+        print(
+            f"{tag} {path}: highest step passed: {best['target_events_per_second']} events/s "
+            f"({best['delivered_per_second']:.0f} deliveries/s), "
+            f"p50 {best['latency_ms_p50']} ms, p99 {best['latency_ms_p99']} ms"
+            + (f"; failed at {failed_at} events/s" if failed_at else "")
+        )
+    else:
+        print(f"{tag} {path}: no step passed")
+
+
 def summarize(bench: Bench, args: argparse.Namespace) -> None:
     print(
         f"\nsummary ({args.streams} streams per hub, fan-out {args.streams_per_user}, "
-        f"{args.seconds:g} s per step; pass = kept up and p99 <= {args.max_p99_ms:g} ms)"
+        f"{args.seconds:g} s per step; pass = kept up and p99 <= {args.max_p99_ms:g} ms; "
+        f"load average {bench.load_start} at start, {_load()} at the end)"
     )
     for hub in bench.hubs:
         tag = f"[{hub.name}]"
         streams = hub.results.get("streams", {})
+        print()
+        if "start_to_serving_seconds" in hub.results:
+            serving = hub.results["start_to_serving_seconds"]
+            print(f"{tag} first start: SERVING {serving} s after Popen")
         print(
-            f"\n{tag} streams held {streams.get('held_by_clients')} "
+            f"{tag} streams held {streams.get('held_by_clients')} "
             f"(active metric {streams.get('active_streams_metric')}), RSS "
             f"{streams.get('hub_rss_before_mib')} -> {streams.get('hub_rss_after_mib')} MiB "
             f"= {streams.get('rss_per_stream_kib')} KiB/stream"
@@ -794,40 +1352,69 @@ def summarize(bench: Bench, args: argparse.Namespace) -> None:
                 f"total {idle['hub_cpu_seconds_total']} CPU-s = "
                 f"{idle['hub_cpu_seconds_per_10s']} CPU-s per 10 s ({idle['hub_cpu_percent']}%)"
             )
-        header = ("events/s", "published", "deliv/s", "kept up", "p50 ms", "p99 ms", "max ms",
-                  "hub CPU", "us/deliv", "loadgen", "cpu0/cpu1")  # fmt: skip
-        print(tag, " ".join(f"{h:>9}" for h in header))
-        runs = hub.results.get("fan_out", [])
-        for r in runs:
-            busy = r["machine_cpu_busy_percent"]
-            row = (
-                r["target_events_per_second"],
-                f"{r['events_per_second_published']:.0f}",
-                f"{r['delivered_per_second']:.0f}",
-                "yes" if r["kept_up"] else "no",
-                f"{r['latency_ms_p50']:.2f}",
-                f"{r['latency_ms_p99']:.2f}",
-                f"{r['latency_ms_max'] or float('nan'):.1f}",
-                f"{r['hub_cpu_percent']:.0f}%",
-                f"{r['hub_cpu_us_per_delivery']:.1f}",
-                f"{r['load_generator_cpu_percent']:.0f}%",
-                f"{busy.get('cpu0', 0):.0f}/{busy.get('cpu1', 0):.0f}%",
-            )
-            print(tag, " ".join(f"{v!s:>9}" for v in row))
-        passed = [r for r in runs if r["passed"]]
-        if passed:
-            best = max(passed, key=lambda r: r["target_events_per_second"])
+        for path in PUBLISH_PATHS:
+            runs = [r for r in hub.results.get("fan_out", []) if r["publish_path"] == path]
+            if runs:
+                print_fan_out(tag, runs, hub.failed_at.get(path))
+        foreign = hub.results.get("foreign", [])
+        if foreign:
             print(
-                f"{tag} highest step passed: {best['target_events_per_second']} events/s "
-                f"({best['delivered_per_second']:.0f} deliveries/s), "
-                f"p50 {best['latency_ms_p50']} ms, p99 {best['latency_ms_p99']} ms"
-                + (f"; failed at {hub.failed_at} events/s" if hub.failed_at else "")
+                f"{tag} events for users with no stream on this hub (hub CPU net of idle; "
+                "the median round of each path; received/delivered: the hub's counters)"
             )
-        else:
-            print(f"{tag} no step passed")
+            header = ("path", "streams", "events", "events/s", "window s", "hub CPU ms",
+                      "idle ms", "us/event", "raw us/ev", "received", "delivered",
+                      "us/event, every round")  # fmt: skip
+            print(tag, " ".join(f"{h:>10}" for h in header))
+            for f in foreign:
+                row = (
+                    f["publish_path"],
+                    f"{f['streams_held']:.0f}",
+                    f["events_published"],
+                    f"{f['events_per_second_published']:.0f}",
+                    f["window_seconds"],
+                    f["hub_cpu_ms"],
+                    f["hub_idle_cpu_ms_same_window"],
+                    f["hub_cpu_us_per_event"],
+                    f["hub_cpu_us_per_event_raw"],
+                    f"{f['hub_events_received']:.0f}",
+                    f"{f['hub_deliveries']:.0f}",
+                    " ".join(f"{x:g}" for x in f["hub_cpu_us_per_event_by_round"]),
+                )
+                print(tag, " ".join(f"{v!s:>10}" for v in row))
+        restart = hub.results.get("restart")
+        if restart:
+            r = restart
+            print(f"{tag} restart (seconds from the new process's start unless said)")
+            rows = (
+                ("streams held before / active metric",
+                 f"{r['streams_held_before']} / {r['active_streams_metric_before']:.0f}"),
+                ("old process: SIGTERM to exit", f"{r['old_process_exit_seconds']} s "
+                 f"(exit code {r['old_exit_code']}); streams ended "
+                 f"{r['streams_ended_seconds_after_sigterm'][0]}-"
+                 f"{r['streams_ended_seconds_after_sigterm'][1]} s after SIGTERM"),
+                ("backlog published while down",
+                 f"{r['backlog_events_published_while_down']} events ({r['publish_path']})"),
+                ("new process answers health / SERVING",
+                 f"{r['new_answering_seconds']} / {r['new_serving_seconds']}"),
+                ("sessions re-published (done)", r["sessions_reseeded_seconds"]),
+                ("first stream back", r["back_first_seconds"]),
+                ("50% / 90% / 99% back",
+                 f"{r['back_p50_seconds']} / {r['back_p90_seconds']} / {r['back_p99_seconds']}"),
+                ("ALL streams back (bootstrap received)",
+                 f"{r['all_back_seconds']} ({r['streams_back']} of {r['streams_held_before']})"),
+                ("resumed events replayed", f"{r['replayed_received']} of "
+                 f"{r['replayed_expected']}, all by {r['replayed_all_seconds']}"),
+                ("active streams metric after", f"{r['active_streams_metric_after']:.0f}"),
+                ("new hub CPU from start", f"{r['new_hub_cpu_seconds']} CPU-s"),
+                ("UNAVAILABLE answers retried", r["unavailable_retries"] or "none"),
+                ("resumes refused", r["resume_failures"] or "none"),
+            )  # fmt: skip
+            for name, value in rows:
+                print(f"{tag}   {name:<40} {value}")
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -837,7 +1424,55 @@ def main() -> int:
     parser.add_argument("--procs", type=int, default=2, help="load-generator processes per hub")
     parser.add_argument("--open-concurrency", type=int, default=200, help="per process")
     parser.add_argument("--idle-seconds", type=float, default=60.0, help="0: skip the idle phase")
-    parser.add_argument("--rates", default="1000,2500,5000,7500", help="events/s steps")
+    parser.add_argument(
+        "--rates", default="1000,2000,2500,3000,4000,5000",
+        help="published events/s steps (each reaches --streams-per-user streams); '': no fan-out",
+    )  # fmt: skip
+    parser.add_argument(
+        "--publish", default="direct",
+        help="direct: the per-user history script (HistoryStore.append), pipelined; legacy: "
+        "XADD to the single client-events stream (push-hub's bridge moves it); "
+        "direct,legacy: both, alternating at each fan-out step (the restart uses the first). "
+        "An --old-tree hub always gets legacy",
+    )  # fmt: skip
+    parser.add_argument(
+        "--foreign-events", type=int, default=20_000,
+        help="events published to users with no stream on the hub, per path; 0: skip",
+    )  # fmt: skip
+    parser.add_argument("--foreign-rate", type=float, default=5000.0, help="their events/s")
+    parser.add_argument("--foreign-users", type=int, default=10_000, help="distinct such users")
+    parser.add_argument(
+        "--foreign-repeats", type=int, default=3, help="rounds (idle window + publishing) per path"
+    )
+    parser.add_argument(
+        "--foreign-paths", default="direct,legacy",
+        help="publishing paths measured for them (legacy only for an --old-tree hub)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--restart", action=argparse.BooleanOptionalAction, default=True,
+        help="last: SIGTERM the (new) hub, start another on its ports, time the streams back",
+    )  # fmt: skip
+    parser.add_argument(
+        "--restart-backlog", type=int, default=1,
+        help="events per user published while the hub is down (replayed on resume)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--reconnect-concurrency", type=int, default=25,
+        help="resuming opens in flight per load-generator process; 0: all at once (more in "
+        "flight is slower: the hub's 250 ms replay-store reserve times out on its busy loop "
+        "and the rejected opens are retried)",
+    )  # fmt: skip
+    parser.add_argument("--restart-timeout", type=float, default=180.0, help="seconds")
+    parser.add_argument(
+        "--bytecode-cache", action=argparse.BooleanOptionalAction, default=True,
+        help="hubs keep compiled bytecode (PYTHONPYCACHEPREFIX in the run's temporary "
+        "directory), as the images have it; without it, under PYTHONDONTWRITEBYTECODE=1, "
+        "every start compiles every module again (seconds)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--log-dir", type=Path,
+        help="keep the push-hub logs here (default: a temporary directory, removed)",
+    )  # fmt: skip
     parser.add_argument("--seconds", type=float, default=10.0, help="per step")
     parser.add_argument("--max-p99-ms", type=float, default=100.0, help="a step passes below it")
     parser.add_argument("--payload-bytes", type=int, default=64)
@@ -865,8 +1500,67 @@ def main() -> int:
     args = parser.parse_args()
     if args.streams % args.streams_per_user:
         parser.error("--streams must be a multiple of --streams-per-user")
-    rates = [int(rate) for rate in args.rates.split(",") if rate]
+    args.rate_steps = [int(rate) for rate in args.rates.split(",") if rate]
+    args.foreign_path_list = [path for path in args.foreign_paths.split(",") if path]
+    args.publish_paths = [path for path in args.publish.split(",") if path]
+    for name, paths in (("publish", args.publish_paths), ("foreign-paths", args.foreign_path_list)):
+        if any(path not in PUBLISH_PATHS for path in paths):
+            parser.error(f"--{name}: each one of {', '.join(PUBLISH_PATHS)}")
+    if not args.publish_paths:
+        parser.error("--publish: at least one path")
+    return args
 
+
+def old_tree_path(args: argparse.Namespace) -> str:
+    """PYTHONPATH of the --old-tree hub."""
+    old = args.old_tree.resolve()
+    paths = [str(old / p) for p in OLD_TREE_SOURCES]
+    paths += [p for p in args.old_extra_path.split(os.pathsep) if p]
+    return os.pathsep.join(paths)
+
+
+def run(bench: Bench, args: argparse.Namespace) -> None:
+    """Every phase, in order, then the summary."""
+    bench.start_redis()
+    bench.start_hub("new")
+    if args.old_tree is not None:
+        bench.start_hub("old", old_tree_path(args))
+    for hub in bench.hubs:
+        devices = bench.devices(hub)
+        bench.seed_sessions(hub, devices)
+        bench.open_streams(hub, devices)
+    bench.idle()
+    for rate in args.rate_steps:
+        for hub in bench.hubs:
+            for path in dict.fromkeys(hub.path(path) for path in args.publish_paths):
+                if path not in hub.failed_at:
+                    result = bench.fan_out(hub, rate, path)
+                    hub.results.setdefault("fan_out", []).append(result)
+                    if not result["passed"]:
+                        hub.failed_at[path] = rate
+    if args.foreign_events > 0:
+        for path in args.foreign_path_list:
+            for hub in bench.hubs:
+                if hub.path(path) == path:
+                    hub.results.setdefault("foreign", []).append(bench.foreign(hub, path))
+    for hub in [hub for hub in bench.hubs if hub.direct and args.restart]:
+        bench.settle(hub)
+        hub.results["restart"] = bench.restart(hub)
+    summarize(bench, args)
+    print_logs(bench)
+
+
+def print_logs(bench: Bench) -> None:
+    kept = "" if bench.log_dir != bench.tmp else "; removed at the end, --log-dir keeps them"
+    print(f"\npush-hub logs (distinct lines, counted; the log level is warn{kept}):")
+    for path, lines in bench.log_summary().items():
+        print(f"  {path}: {sum(lines.values())} lines")
+        for line, count in sorted(lines.items(), key=lambda kv: -kv[1])[:15]:
+            print(f"    {count:>6} x {line[:200]}")
+
+
+def main() -> int:
+    args = parse_args()
     limits = raise_fd_limit()
     if args.pin:
         pin(os.getpid(), {args.redis_cpu})  # this process publishes; children get their own pins
@@ -882,6 +1576,8 @@ def main() -> int:
                     "load_generator_processes": args.procs,
                     "streams_per_channel": args.streams_per_channel,
                     "old_tree": str(args.old_tree) if args.old_tree else None,
+                    "publish": args.publish,
+                    "load_average": os.getloadavg(),
                 }
             }
         ),
@@ -889,27 +1585,7 @@ def main() -> int:
     )
     bench = Bench(args)
     try:
-        bench.start_redis()
-        bench.start_hub("new")
-        if args.old_tree is not None:
-            old = args.old_tree.resolve()
-            paths = [str(old / p) for p in OLD_TREE_SOURCES]
-            paths += [p for p in args.old_extra_path.split(os.pathsep) if p]
-            bench.start_hub("old", os.pathsep.join(paths))
-        for hub in bench.hubs:
-            devices = bench.devices(hub)
-            bench.seed_sessions(hub, devices)
-            bench.open_streams(hub, devices)
-        bench.idle()
-        for rate in rates:
-            for hub in bench.hubs:
-                if hub.failed_at is not None:
-                    continue
-                result = bench.fan_out(hub, rate)
-                hub.results.setdefault("fan_out", []).append(result)
-                if not result["passed"]:
-                    hub.failed_at = rate
-        summarize(bench, args)
+        run(bench, args)
     finally:
         bench.stop()
     return 0
