@@ -1,4 +1,4 @@
-"""The one gateway -> backend HTTP adapter (httpx, async, connection-pooled).
+"""The one gateway -> backend HTTP adapter (httpx's API on aiohttp's connection pool).
 
 Every call is bounded by the configured timeout and signed by the
 internal-route protection (``auth``). Failures are sorted into three kinds
@@ -24,6 +24,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from edgecore.backend.routes import (
     CONFIRM_EMAIL_CODE_PATH,
@@ -78,14 +79,16 @@ class BackendClient:
         transport: httpx.AsyncBaseTransport | None = None,
         max_connections: int = 100,
     ) -> None:
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
         self._client = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(timeout.total_seconds()),
             auth=auth,
-            transport=transport,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
+            # aiohttp under httpx's API: httpcore's pool cost about 2.9x the CPU per
+            # command (bench/backend_client_bench.py, docs/backend-adapter.md).
+            transport=transport or AiohttpTransport(limits=limits, trust_env=False),
             headers={"User-Agent": f"galaxy-edge-gateway/{client_id or 'unknown'}"},
             trust_env=False,
             follow_redirects=False,
@@ -165,11 +168,20 @@ class BackendClient:
             response = await self._client.request(
                 method, path, content=content, headers=all_headers
             )
-        except httpx.TimeoutException:
-            raise BackendUnavailableError("backend did not answer in time") from None
         except httpx.HTTPError as exc:
-            raise BackendUnavailableError(f"backend unreachable: {type(exc).__name__}") from None
+            raise _unavailable(exc) from None
         return _parse(response)
+
+
+def _unavailable(exc: httpx.HTTPError) -> BackendUnavailableError:
+    cause = exc.__cause__
+    # httpx-aiohttp reports a refused connection as ConnectTimeout: tell them apart.
+    timed_out = isinstance(exc, httpx.TimeoutException) and (
+        cause is None or isinstance(cause, TimeoutError)
+    )
+    if timed_out:
+        return BackendUnavailableError("backend did not answer in time")
+    return BackendUnavailableError(f"backend unreachable: {type(cause or exc).__name__}")
 
 
 def _parse(response: httpx.Response) -> dict[str, Any]:
