@@ -245,6 +245,29 @@ async def test_business_errors_are_projected(backend: Backend) -> None:
     await client.aclose()
 
 
+async def test_bodies_past_the_backend_limit_get_its_signed_answer_every_time(
+    backend: Backend,
+) -> None:
+    """Accented text travels as UTF-8 (700 KB stays 700 KB and gets the backend's own
+    answer); a body past the backend's 1 MiB limit is announced with Expect:
+    100-continue, so the 413 arrives before the upload instead of a reset mid-upload."""
+    client = build_backend_client(backend.settings(timeout="5s"))
+    assert client is not None
+    j = Journey(backend, client)
+    alice = await j.login("erin@galaxy.test")
+    codes = set()
+    for text, expected in (
+        ("é" * 350_000, "invalid_argument"),
+        ("é" * 600_000, "request_too_large"),
+    ):
+        for _ in range(10):
+            code, _answer = await j.call(alice, "lobby.game.create", {"name": text})
+            codes.add((len(text), code))
+            assert code == expected
+    assert codes == {(350_000, "invalid_argument"), (600_000, "request_too_large")}
+    await client.aclose()
+
+
 async def test_unsigned_or_wrongly_signed_calls_never_reach_handlers(
     backend: Backend, tmp_path: Path
 ) -> None:

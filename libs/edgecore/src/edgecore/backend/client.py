@@ -46,6 +46,9 @@ __all__ = [
 ]
 
 _CODE: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
+# A backend that refuses a large body (413) answers before the upload instead of
+# closing mid-upload, which the gateway could only report as unavailable.
+_EXPECT_CONTINUE_ABOVE: Final = 64 * 1024
 
 
 class BackendUnavailableError(Exception):
@@ -164,6 +167,8 @@ class BackendClient:
             # became 2.1 MB of JSON, past the backend's body limit).
             content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
             all_headers["Content-Type"] = "application/json"
+            if len(content) > _EXPECT_CONTINUE_ABOVE:
+                all_headers["Expect"] = "100-continue"
         try:
             response = await self._client.request(
                 method, path, content=content, headers=all_headers
