@@ -19,7 +19,8 @@ import grpc
 import pytest
 from redis.exceptions import RedisError
 
-from edgecore.signing import event_signing_input, verify_signature
+from edgeclient.envelope import verify_event
+from edgeclient.errors import EventVerificationError
 from edgecore.testing.redis_server import EmbeddedRedisServer
 from galaxy.gateway.v1 import edge_gateway_pb2 as pb
 
@@ -32,18 +33,12 @@ PUBLISH_INTERVAL = 0.02  # 50 events per second
 
 
 def verified(event: pb.GatewayEvent, public_key: bytes) -> bool:
-    return verify_signature(
-        public_key,
-        event_signing_input(
-            event_type=event.event_type,
-            event_id=event.event_id,
-            timestamp_ms=event.timestamp_ms,
-            request_id=event.request_id,
-            trace_id=event.trace_id,
-            payload_hash=event.payload_hash,
-        ),
-        event.signature,
-    )
+    """The SDK's own check: payload hash and signature over the canonical event input."""
+    try:
+        verify_event(event, server_public_key=public_key)
+    except EventVerificationError:
+        return False
+    return True
 
 
 class Publisher:

@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_KEY_PREFIX",
     "DEFAULT_MAX_EVENTS",
     "DEFAULT_TTL_MS",
+    "HISTORY_PAGE",
     "Entry",
     "EventKeys",
     "HistoryRead",
@@ -45,6 +46,8 @@ __all__ = [
 DEFAULT_KEY_PREFIX: Final = "gateway:events:"
 DEFAULT_MAX_EVENTS: Final = 1000
 DEFAULT_TTL_MS: Final = 600_000
+HISTORY_PAGE: Final = 1000
+"""Entries one history read returns at most; longer replays read page after page."""
 
 PUBLISH_SCRIPT: Final = (
     importlib.resources.files("edgecore").joinpath("publish_client_event.lua").read_text("utf-8")
@@ -167,7 +170,7 @@ class HistoryStore:
 
     async def read(
         self, user_id: str, *, after: EntryId | None = None, upto: EntryId | None = None,
-        count: int = DEFAULT_MAX_EVENTS,
+        count: int = HISTORY_PAGE,
     ) -> HistoryRead:  # fmt: skip
         keys = [self.keys.stream(user_id), self.keys.trimmed(user_id)]
         args: list[str | int] = [

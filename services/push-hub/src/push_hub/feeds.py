@@ -38,7 +38,7 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from edgecore.backoff import Backoff
-from edgecore.event_history import HistoryStore, history_gone
+from edgecore.event_history import HISTORY_PAGE, HistoryStore, history_gone
 from edgecore.event_positions import EntryId, PositionError, parse_entry_id
 
 __all__ = ["Feed", "FeedUnavailableError", "UserFeeds"]
@@ -49,7 +49,6 @@ Dispatch = Callable[[str, EntryId, Mapping[bytes, bytes]], Awaitable[None] | Non
 
 _SUBSCRIBE_CHUNK: Final = 500
 _CATCH_UP_CONCURRENCY: Final = 32
-_PAGE: Final = 1000
 _IDLE_WAIT: Final = 1.0
 
 
@@ -108,12 +107,6 @@ class UserFeeds:
         self.connected = asyncio.Event()
 
     # -- what streams use ------------------------------------------------------------------------
-    def __len__(self) -> int:
-        return len(self._feeds)
-
-    def get(self, user_id: str) -> Feed | None:
-        return self._feeds.get(user_id)
-
     async def attach(self, user_id: str) -> Feed:
         """The user's ready feed (subscribed and caught up); FeedUnavailableError if not in time."""
         feed = self._feeds.get(user_id)
@@ -282,7 +275,7 @@ class UserFeeds:
             read = await self._store.read(user)
             feed.cursor = read.start()
             return
-        read = await self._store.read(user, after=feed.cursor, count=_PAGE)
+        read = await self._store.read(user, after=feed.cursor, count=HISTORY_PAGE)
         if history_gone(feed.cursor, read, self._ttl_ms):
             _log.warning("events were trimmed during an outage; ending the user's streams")
             self._on_gone(user)
@@ -295,9 +288,9 @@ class UserFeeds:
                 if self._on_received is not None:
                     self._on_received("catch_up")
                 await self._dispatch_in_order(feed, entry_id, fields)
-            if len(read.entries) < _PAGE:
+            if len(read.entries) < HISTORY_PAGE:
                 return
-            read = await self._store.read(user, after=feed.cursor, count=_PAGE)
+            read = await self._store.read(user, after=feed.cursor, count=HISTORY_PAGE)
 
     async def _dispatch_in_order(
         self, feed: Feed, entry_id: EntryId, fields: Mapping[bytes, bytes]

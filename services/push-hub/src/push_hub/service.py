@@ -44,7 +44,7 @@ from redis.exceptions import RedisError
 
 from edgecore.catalog import SUBSCRIBE_EVENTS_MESSAGE_TYPE
 from edgecore.errors import EdgeError, Reject
-from edgecore.event_history import DEFAULT_MAX_EVENTS, Entry, HistoryStore, history_gone
+from edgecore.event_history import HISTORY_PAGE, Entry, HistoryStore, history_gone
 from edgecore.event_positions import EntryId, Position, PositionError
 from edgecore.payloads import decode_subscribe_options
 from edgecore.pipeline import Envelope, PeerIpCache, VerificationPipeline
@@ -236,7 +236,7 @@ class PushService:
             if history_gone(after, read, self._history_ttl_ms):
                 raise _Refused(Closure.HISTORY_GONE, Reject.EVENT_HISTORY_GONE)
             history = list(read.entries)
-            while len(read.entries) >= DEFAULT_MAX_EVENTS and history[-1][0] < cursor:
+            while len(read.entries) >= HISTORY_PAGE and history[-1][0] < cursor:
                 read = await self._history.read(user, after=history[-1][0], upto=cursor)
                 history += read.entries
         except (RedisError, OSError):
