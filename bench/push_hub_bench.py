@@ -132,6 +132,7 @@ from edgecore.keys import encode_ed25519_pkcs8_pem
 from edgecore.sessions import SessionRecord, SessionStatus
 from edgecore.signing import Signer
 from edgecore.streams import ENTRY_VERSION, encode_session_snapshot
+from edgecore.testing.ports import free_port
 from edgecore.testing.redis_server import EmbeddedRedisServer
 
 SUBSCRIBE_METHOD = "/galaxy.gateway.v1.EdgeGateway/SubscribeEvents"
@@ -149,14 +150,6 @@ BRIDGE_GROUP = "gateway-bridge"  # push_hub.bridge.BRIDGE_GROUP (the bench does 
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def raise_fd_limit() -> tuple[int, int]:

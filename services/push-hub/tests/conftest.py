@@ -12,7 +12,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ from edgecore.payloads import encode_subscribe_options
 from edgecore.sessions import SessionRecord, SessionStatus
 from edgecore.signing import Signer
 from edgecore.streams import ClientEvent, StreamPublisher
+from edgecore.testing.ports import free_port
 from edgecore.testing.redis_server import RedisServer
 from galaxy.gateway.v1 import edge_gateway_pb2 as pb
 from galaxy.gateway.v1 import edge_gateway_pb2_grpc as pb_grpc
@@ -47,13 +47,6 @@ RAISED_LIMITS = {
     for dim in ("IP", "SESSION", "USER", "MESSAGE_CLASS")
     for what, value in (("REQUESTS", "100000"), ("BURST", "10000"))
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _dies_with_parent(argv: list[str]) -> list[str]:

@@ -29,7 +29,7 @@ from edgecore.backend.client import BackendClient
 from edgecore.backend.routes import HEADER_USER_ID, route_path
 from edgecore.fbjson import default_codec
 from edgecore.internal_auth import HmacRequestSigner
-from edgecore.testing.processes import free_port
+from edgecore.testing.ports import free_port
 
 pytestmark = pytest.mark.integration
 

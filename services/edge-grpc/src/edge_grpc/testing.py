@@ -13,7 +13,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,6 +38,7 @@ from edgecore.keys import encode_ed25519_pkcs8_pem
 from edgecore.sessions import SessionRecord, SessionStatus
 from edgecore.signing import Signer, payload_hash, request_signing_input
 from edgecore.streams import encode_session_snapshot
+from edgecore.testing.ports import free_port
 from galaxy.gateway.v1 import edge_gateway_pb2 as pb
 
 __all__ = [
@@ -74,13 +74,6 @@ class ProcessFailedError(RuntimeError):
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def write_signer_key(path: Path, signer: Signer | None = None) -> Signer:

@@ -27,6 +27,7 @@ import httpx
 
 from edgecore.config.sections import PublicAntiAbuseSettings
 from edgecore.internal_auth import HmacRequestSigner
+from edgecore.testing.ports import free_port
 
 __all__ = [
     "ANTI_ABUSE_PREFIX",
@@ -109,12 +110,6 @@ def asgi_client(app: Any, peer: str = "203.0.113.7") -> httpx.AsyncClient:
 
 class ProcessError(RuntimeError):
     """A process did not start or stop as expected (the message carries its log)."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_port(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:

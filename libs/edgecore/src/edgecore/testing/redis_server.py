@@ -53,6 +53,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from edgecore.testing.ports import free_port
+
 __all__ = [
     "DEFAULT_IMAGE",
     "ENV_IMAGE",
@@ -252,14 +254,6 @@ class RedisServer(ABC):
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
-
-
-def _free_port(host: str = LOOPBACK) -> int:
-    """A TCP port that is free on ``host`` right now (the kernel's pick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _new_password() -> str:
@@ -475,7 +469,7 @@ class EmbeddedRedisServer(RedisServer):
         else:
             self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self._port == 0:
-            self._port = _free_port()
+            self._port = free_port()
         conf = self._write_config(self._dir)
         argv = [str(self._binary), str(conf)]
         setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
@@ -779,7 +773,7 @@ class ContainerRedisServer(RedisServer):
         elif not image_exists(self._image, host):
             raise RedisServerUnavailable(f"image {self._image} not found on {host}")
         if self._port == 0:
-            self._port = _free_port()
+            self._port = free_port()
         command = [
             "--bind",
             "0.0.0.0",  # noqa: S104  (inside the container; published on 127.0.0.1 only)

@@ -21,7 +21,8 @@ from typing import Final
 
 from edgecore.keys import encode_ed25519_pkcs8_pem
 from edgecore.signing import Signer
-from edgecore.testing.processes import ManagedProcess, free_port, wait_for_port
+from edgecore.testing.ports import free_port
+from edgecore.testing.processes import ManagedProcess, wait_for_port
 
 __all__ = ["DEV_LOGIN_CODE", "SERVICES", "System", "SystemPorts"]
 
