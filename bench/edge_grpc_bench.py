@@ -87,7 +87,7 @@ from typing import Any
 import grpc.aio
 import nacl.signing
 import redis.asyncio as aioredis
-from proctree import process_tree
+from proctree import process_tree, tree_cpu_seconds
 
 from edge_grpc.testing import (
     DeviceSession,
@@ -366,20 +366,6 @@ def table_version(admin_url: str) -> int:
             if line.startswith("gateway_route_table_version "):
                 return int(float(line.split()[1]))
     return 0
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU time of ``pid`` and its live descendants, all threads."""
-    return sum(process_cpu_seconds(p) for p in process_tree(pid))
 
 
 def pin(pid: int, cpus: set[int] | None) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
-__all__ = ["process_tree"]
+__all__ = ["process_tree", "tree_cpu_seconds"]
 
 
 def process_tree(pid: int) -> list[int]:
@@ -19,3 +20,13 @@ def process_tree(pid: int) -> list[int]:
                 with contextlib.suppress(OSError):
                     todo += [int(c) for c in (task / "children").read_text().split()]
     return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` and its live descendants, every thread, from /proc."""
+    total = 0.0
+    for process in process_tree(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total

@@ -125,7 +125,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from proctree import process_tree
+from proctree import process_tree, tree_cpu_seconds
 
 from edgecore.event_history import EventKeys, HistoryStore
 from edgecore.keys import encode_ed25519_pkcs8_pem
@@ -167,16 +167,6 @@ def rss_bytes(pid: int) -> int:
             for line in Path(f"/proc/{process}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1]) * 1024
-    return total
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` and its live descendants, every thread."""
-    total = 0.0
-    for process in process_tree(pid):
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
 
 
@@ -598,7 +588,7 @@ class Hub:
         return total
 
     def workers_cpu(self) -> float:
-        return sum(cpu_seconds(p.pid) for p, _ in self.workers if p.pid)
+        return sum(tree_cpu_seconds(p.pid) for p, _ in self.workers if p.pid)
 
     def health(self) -> str | None:
         """grpc.health.v1 Check over Connect (HTTP/1.1 JSON); None while nothing answers."""
@@ -852,7 +842,7 @@ class Bench:
         time.sleep(2.0)  # let the opening settle
         step = min(10.0, seconds)
         hubs = self.hubs
-        marks = {hub.name: [cpu_seconds(hub.pid)] for hub in hubs}
+        marks = {hub.name: [tree_cpu_seconds(hub.pid)] for hub in hubs}
         workers = {hub.name: hub.workers_cpu() for hub in hubs}
         active = {hub.name: hub.metric("gateway_push_active_streams") for hub in hubs}
         started = time.monotonic()
@@ -861,7 +851,7 @@ class Bench:
             elapsed += step
             time.sleep(max(0.0, started + elapsed - time.monotonic()))
             for hub in hubs:
-                marks[hub.name].append(cpu_seconds(hub.pid))
+                marks[hub.name].append(tree_cpu_seconds(hub.pid))
         wall = time.monotonic() - started
         for hub in hubs:
             points = marks[hub.name]
@@ -962,9 +952,9 @@ class Bench:
         """Wait (bounded) until the hub is idle again: below 10% of a core over 0.5 s."""
         started = time.monotonic()
         while time.monotonic() - started < limit:
-            before = cpu_seconds(hub.pid)
+            before = tree_cpu_seconds(hub.pid)
             time.sleep(0.5)
-            if cpu_seconds(hub.pid) - before < 0.05:
+            if tree_cpu_seconds(hub.pid) - before < 0.05:
                 break
         return time.monotonic() - started
 
@@ -977,7 +967,7 @@ class Bench:
             conn.send({"op": "window", "sample_every": sample_every})
         deliveries_before = hub.metric("gateway_push_deliveries_total")
         overflow_before = hub.metric("gateway_push_stream_closures_total", reason="overflow")
-        cpu_before = cpu_seconds(hub.pid)
+        cpu_before = tree_cpu_seconds(hub.pid)
         workers_before = hub.workers_cpu()
         cpus_before = cpu_busy()
         started = time.monotonic()
@@ -1014,7 +1004,7 @@ class Bench:
             time.sleep(0.2)
         drained_seconds = time.monotonic() - started
         cpus = busy_percent(cpus_before, cpu_busy())
-        cpu = cpu_seconds(hub.pid) - cpu_before
+        cpu = tree_cpu_seconds(hub.pid) - cpu_before
         workers_cpu = hub.workers_cpu() - workers_before
         samples = [s for r in reports for s in r["samples"]]
         signed = [s for r in reports for s in r["signed"]]
@@ -1078,10 +1068,10 @@ class Bench:
 
         rounds: list[dict[str, float]] = []
         for _ in range(args.foreign_repeats):
-            idle_before = cpu_seconds(hub.pid)
+            idle_before = tree_cpu_seconds(hub.pid)
             time.sleep(window)
-            idle_cpu = cpu_seconds(hub.pid) - idle_before
-            cpu_before = cpu_seconds(hub.pid)
+            idle_cpu = tree_cpu_seconds(hub.pid) - idle_before
+            cpu_before = tree_cpu_seconds(hub.pid)
             started = time.monotonic()
             sent = asyncio.run(self.publish(hub, path, nobody, rate=rate, count=count))
             publish_seconds = time.monotonic() - started
@@ -1090,7 +1080,7 @@ class Bench:
             if time.monotonic() - started > window + 0.01:
                 time.sleep(1.0)  # publishing or the bridge overran the window: a tail anyway
             elapsed = time.monotonic() - started
-            cpu = cpu_seconds(hub.pid) - cpu_before
+            cpu = tree_cpu_seconds(hub.pid) - cpu_before
             idle = idle_cpu * elapsed / window
             rounds.append(
                 {"sent": sent, "publish_seconds": publish_seconds, "bridge_seconds": bridge,
@@ -1178,7 +1168,7 @@ class Bench:
                 break
             time.sleep(0.1)
         replayed_seconds = round(time.monotonic() - started, 2)
-        result["new_hub_cpu_seconds"] = round(cpu_seconds(hub.pid), 2)  # since its start
+        result["new_hub_cpu_seconds"] = round(tree_cpu_seconds(hub.pid), 2)  # since its start
         result["streams_live_after"] = sum(
             r["live"] for r in hub.workers_ask({"op": "restart_done"})
         )

@@ -1,20 +1,21 @@
 """Backend client and transcoding adapter: every answer lands in exactly one outcome.
 
-These use httpx.MockTransport to produce answers a well-behaved backend never
-sends (contract violations); the round trips against the real mock backend
-process live in tests/contract/.
+These run a scripted HTTP server on a real socket to produce answers a
+well-behaved backend never sends (contract violations); the round trips
+against the real mock backend process live in tests/contract/.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
-import httpx
 import pytest
+from aiohttp import web
 
 from edgecore.backend.client import (
     BackendApiError,
@@ -23,7 +24,7 @@ from edgecore.backend.client import (
     BackendUnavailableError,
 )
 from edgecore.backend.commands import BackendCommandClient, BackendRouter
-from edgecore.backend.routes import BACKEND_ROUTES
+from edgecore.backend.routes import BACKEND_ROUTES, MAX_ANSWER_BYTES
 from edgecore.catalog import MESSAGE_TYPES
 from edgecore.downstream import (
     AuthenticatedCommand,
@@ -34,6 +35,7 @@ from edgecore.downstream import (
 from edgecore.errors import EdgeError, Reject
 from edgecore.fbjson import default_codec
 from edgecore.payloads import decode_error_response
+from edgecore.testing.ports import free_port
 
 CODEC = default_codec()
 RECORD = {
@@ -44,12 +46,66 @@ RECORD = {
 }
 
 
-def _client(handler: Callable[[httpx.Request], httpx.Response]) -> BackendClient:
-    return BackendClient(
-        base_url="http://backend.test",
-        timeout=timedelta(seconds=1),
-        transport=httpx.MockTransport(handler),
-    )
+@dataclass(frozen=True)
+class Sent:
+    """What the client put on the wire, as the server saw it."""
+
+    raw_path: str
+    headers: dict[str, str]
+    content: bytes
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_answer(status: int, data: Any) -> Answer:
+    return Answer(status, json.dumps(data).encode(), "application/json")
+
+
+Handler = Callable[[Sent], Answer]
+Start = Callable[[Handler], Awaitable[BackendClient]]
+
+
+@pytest.fixture
+async def backend() -> AsyncIterator[Start]:
+    """Starts a scripted backend on a loopback port; returns a client pointed at it."""
+    runners: list[web.AppRunner] = []
+    clients: list[BackendClient] = []
+
+    async def start(handler: Handler) -> BackendClient:
+        async def serve(request: web.Request) -> web.Response:
+            sent = Sent(request.raw_path, {k.lower(): v for k, v in request.headers.items()},
+                        await request.read())  # fmt: skip
+            answer = handler(sent)
+            return web.Response(
+                status=answer.status,
+                body=answer.body,
+                content_type=answer.content_type,
+                headers=answer.headers,
+            )
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", serve)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        port = runner.addresses[0][1]
+        client = BackendClient(base_url=f"http://127.0.0.1:{port}", timeout=timedelta(seconds=5))
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        await client.aclose()
+    for runner in runners:
+        await runner.cleanup()
 
 
 def _command(message_type: str, payload: bytes) -> AuthenticatedCommand:
@@ -63,53 +119,52 @@ def _command(message_type: str, payload: bytes) -> AuthenticatedCommand:
     )
 
 
-async def test_session_lookup_found_and_unknown() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/api/v1/internal/sessions/ds-1":
-            return httpx.Response(200, json=RECORD)
-        return httpx.Response(404, json={"error": {"code": "session_not_found", "message": "no"}})
+async def test_session_lookup_found_and_unknown(backend: Start) -> None:
+    def handler(request: Sent) -> Answer:
+        if request.raw_path == "/api/v1/internal/sessions/ds-1":
+            return json_answer(200, RECORD)
+        return json_answer(404, {"error": {"code": "session_not_found", "message": "no"}})
 
-    client = _client(handler)
+    client = await backend(handler)
     record = await client.get_session("ds-1")
     assert record is not None and record.user_id == "u-1"
     assert await client.get_session("ds-2") is None
 
 
-async def test_session_lookup_escapes_the_id() -> None:
+async def test_session_lookup_escapes_the_id(backend: Start) -> None:
     seen: list[str] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request.url.raw_path.decode())
-        return httpx.Response(404, json={"error": {"code": "session_not_found", "message": ""}})
+    def handler(request: Sent) -> Answer:
+        seen.append(request.raw_path)
+        return json_answer(404, {"error": {"code": "session_not_found", "message": ""}})
 
-    assert await _client(handler).get_session("../admin?x=1") is None
+    assert await (await backend(handler)).get_session("../admin?x=1") is None
     assert seen == ["/api/v1/internal/sessions/..%2Fadmin%3Fx%3D1"]
 
 
 @pytest.mark.parametrize(
     ("response", "error"),
     [
-        (httpx.Response(503, text="down"), BackendUnavailableError),
+        (Answer(503, b"down"), BackendUnavailableError),
         (
-            httpx.Response(401, json={"error": {"code": "unauthenticated", "message": "x"}}),
+            json_answer(401, {"error": {"code": "unauthenticated", "message": "x"}}),
             BackendUnavailableError,
         ),
-        (httpx.Response(200, text="not json"), BackendContractError),
-        (httpx.Response(200, json=[1]), BackendContractError),
-        (httpx.Response(200, json={**RECORD, "status": "weird"}), BackendContractError),
-        (httpx.Response(200, json={**RECORD, "device_session_id": "other"}), BackendContractError),
+        (Answer(200, b"not json"), BackendContractError),
+        (json_answer(200, [1]), BackendContractError),
+        (json_answer(200, {**RECORD, "status": "weird"}), BackendContractError),
+        (json_answer(200, {**RECORD, "device_session_id": "other"}), BackendContractError),
     ],
 )
-async def test_session_lookup_failures(response: httpx.Response, error: type[Exception]) -> None:
+async def test_session_lookup_failures(
+    response: Answer, error: type[Exception], backend: Start
+) -> None:
     with pytest.raises(error):
-        await _client(lambda _: response).get_session("ds-1")
+        await (await backend(lambda _: response)).get_session("ds-1")
 
 
 async def test_unreachable_backend_is_unavailable() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    client = BackendClient(base_url=f"http://127.0.0.1:{port}", timeout=timedelta(seconds=1))
+    client = BackendClient(base_url=f"http://127.0.0.1:{free_port()}", timeout=timedelta(seconds=1))
     with pytest.raises(BackendUnavailableError, match="unreachable"):
         await client.get_session("ds-1")
     await client.aclose()
@@ -131,15 +186,34 @@ async def test_silent_backend_times_out_within_the_bound() -> None:
         server.close()
 
 
-async def test_public_auth_error_is_projected() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
+async def test_an_oversized_answer_breaks_the_contract(backend: Start) -> None:
+    huge = json.dumps({**RECORD, "pad": "x" * MAX_ANSWER_BYTES}).encode()
+    client = await backend(lambda _: Answer(200, huge, "application/json"))
+    with pytest.raises(BackendContractError, match="too large"):
+        await client.get_session("ds-1")
+
+
+async def test_no_cookie_follows_one_request_into_the_next(backend: Start) -> None:
+    cookies: list[str | None] = []
+
+    def handler(request: Sent) -> Answer:
+        cookies.append(request.headers.get("cookie"))
+        return Answer(404, b"", "application/json", {"Set-Cookie": "sid=user-a; Path=/"})
+
+    client = await backend(handler)
+    for _ in range(2):
+        with pytest.raises(BackendContractError):
+            await client.get_session("ds-1")
+    assert cookies == [None, None]
+
+
+async def test_public_auth_error_is_projected(backend: Start) -> None:
+    def handler(request: Sent) -> Answer:
         assert json.loads(request.content) == {"email": "a@b.c", "preferred_language": "de"}
-        return httpx.Response(
-            429, json={"error": {"code": "too_many_attempts", "message": " slow down "}}
-        )
+        return json_answer(429, {"error": {"code": "too_many_attempts", "message": " slow down "}})
 
     with pytest.raises(BackendApiError) as err:
-        await _client(handler).send_email_code("a@b.c", "de")
+        await (await backend(handler)).send_email_code("a@b.c", "de")
     assert (err.value.status, err.value.code, err.value.message) == (
         429,
         "too_many_attempts",
@@ -147,17 +221,17 @@ async def test_public_auth_error_is_projected() -> None:
     )
 
 
-async def test_command_round_trip_sends_context_headers() -> None:
+async def test_command_round_trip_sends_context_headers(backend: Start) -> None:
     seen: dict[str, str] = {}
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: Sent) -> Answer:
         seen.update(request.headers)
-        seen["path"] = request.url.path
+        seen["path"] = request.raw_path
         seen["body"] = request.content.decode()
-        return httpx.Response(200, json={"account": {"user_id": "u-1", "display_name": "Ada"}})
+        return json_answer(200, {"account": {"user_id": "u-1", "display_name": "Ada"}})
 
     route = BACKEND_ROUTES["user.account.get"]
-    client = BackendCommandClient(route, _client(handler), CODEC)
+    client = BackendCommandClient(route, await backend(handler), CODEC)
     result = await client.execute(
         _command("user.account.get", CODEC.encode(route.request_table, {}))
     )
@@ -172,15 +246,15 @@ async def test_command_round_trip_sends_context_headers() -> None:
     assert (seen["x-request-id"], seen["x-trace-id"], seen["body"]) == ("req-1", "trace-1", "{}")
 
 
-async def test_json_sent_to_the_backend_is_utf8_not_escaped() -> None:
+async def test_json_sent_to_the_backend_is_utf8_not_escaped(backend: Start) -> None:
     sent: list[bytes] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: Sent) -> Answer:
         sent.append(request.content)
-        return httpx.Response(200, json={"game": {"game_id": "g-1"}})
+        return json_answer(200, {"game": {"game_id": "g-1"}})
 
     route = BACKEND_ROUTES["lobby.game.create"]
-    client = BackendCommandClient(route, _client(handler), CODEC)
+    client = BackendCommandClient(route, await backend(handler), CODEC)
     name = "Élysée crème brûlée 東京 " * 1000
     payload = CODEC.encode(route.request_table, {"name": name, "visibility": "Private"})
     await client.execute(_command("lobby.game.create", payload))
@@ -190,14 +264,12 @@ async def test_json_sent_to_the_backend_is_utf8_not_escaped() -> None:
     assert len(body) < len(payload) + 200  # the text costs what it costs in the payload
 
 
-async def test_business_error_becomes_result_code_and_error_payload() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(
-            404, json={"error": {"code": "game_not_found", "message": "no such game"}}
-        )
+async def test_business_error_becomes_result_code_and_error_payload(backend: Start) -> None:
+    def handler(request: Sent) -> Answer:
+        return json_answer(404, {"error": {"code": "game_not_found", "message": "no such game"}})
 
     route = BACKEND_ROUTES["user.games.report"]
-    client = BackendCommandClient(route, _client(handler), CODEC)
+    client = BackendCommandClient(route, await backend(handler), CODEC)
     payload = CODEC.encode(route.request_table, {"game_id": "g-1", "turn": 1})
     result = await client.execute(_command("user.games.report", payload))
     assert result.result_code == "game_not_found"
@@ -207,26 +279,26 @@ async def test_business_error_becomes_result_code_and_error_payload() -> None:
 @pytest.mark.parametrize(
     ("response", "error"),
     [
-        (httpx.Response(502, text="bad gateway"), DownstreamUnavailableError),
+        (Answer(502, b"bad gateway"), DownstreamUnavailableError),
         (
-            httpx.Response(500, json={"error": {"code": "boom", "message": "x"}}),
+            json_answer(500, {"error": {"code": "boom", "message": "x"}}),
             DownstreamUnavailableError,
         ),
-        (httpx.Response(200, json={"account": {"nope": 1}}), DownstreamContractError),
-        (httpx.Response(200, text="<html>"), DownstreamContractError),
-        (httpx.Response(404, text="not found"), DownstreamContractError),
+        (json_answer(200, {"account": {"nope": 1}}), DownstreamContractError),
+        (Answer(200, b"<html>"), DownstreamContractError),
+        (Answer(404, b"not found"), DownstreamContractError),
     ],
 )
-async def test_command_failures(response: httpx.Response, error: type[Exception]) -> None:
+async def test_command_failures(response: Answer, error: type[Exception], backend: Start) -> None:
     route = BACKEND_ROUTES["user.account.get"]
-    client = BackendCommandClient(route, _client(lambda _: response), CODEC)
+    client = BackendCommandClient(route, await backend(lambda _: response), CODEC)
     with pytest.raises(error):
         await client.execute(_command("user.account.get", CODEC.encode(route.request_table, {})))
 
 
-async def test_undecodable_payload_is_a_malformed_request() -> None:
+async def test_undecodable_payload_is_a_malformed_request(backend: Start) -> None:
     route = BACKEND_ROUTES["user.games.report"]
-    client = BackendCommandClient(route, _client(lambda _: httpx.Response(200, json={})), CODEC)
+    client = BackendCommandClient(route, await backend(lambda _: json_answer(200, {})), CODEC)
     with pytest.raises(EdgeError) as err:
         await client.execute(_command("user.games.report", b"\x01\x02"))
     assert err.value.reject is Reject.MALFORMED_REQUEST

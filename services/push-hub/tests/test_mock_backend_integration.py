@@ -114,7 +114,7 @@ async def test_notifications_and_revocation_from_the_mock_backend(
             internal = BackendClient(
                 base_url=backend.url,
                 timeout=timedelta(seconds=5),
-                auth=HmacRequestSigner(secret=secret.encode(), key_id="push-hub-test"),
+                signer=HmacRequestSigner(secret=secret.encode(), key_id="push-hub-test"),
             )
             try:
                 ann = await internal.get_session(ann_session)

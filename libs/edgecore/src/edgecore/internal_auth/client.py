@@ -98,24 +98,50 @@ class HmacRequestSigner(httpx.Auth):
                 "HMAC request signing needs the whole body before sending; streaming "
                 "request bodies are not supported (pass content=bytes, json= or data=)"
             ) from None
-        request_id = request.headers.get(HEADER_REQUEST_ID) or self._request_id_factory()
+        raw_path, _, _ = request.url.raw_path.partition(b"?")
+        request.headers.update(
+            self.headers_for(
+                request.method,
+                request_target(raw_path, request.url.query),
+                content_type=request.headers.get("content-type", ""),
+                body=body,
+                request_id=request.headers.get(HEADER_REQUEST_ID),
+            )
+        )
+
+    def headers_for(
+        self,
+        method: str,
+        target: str,
+        *,
+        content_type: str,
+        body: bytes,
+        request_id: str | None = None,
+    ) -> dict[str, str]:
+        """The five v1 headers for a request whose exact bytes are known.
+
+        ``target`` is the raw request target (``request_target``); a client that
+        builds its own requests (the backend adapter) signs through this.
+        """
+        request_id = request_id or self._request_id_factory()
         if REQUEST_ID_PATTERN.fullmatch(request_id) is None:
             raise ValueError(f"{HEADER_REQUEST_ID} must match {REQUEST_ID_PATTERN.pattern}")
-        raw_path, _, _ = request.url.raw_path.partition(b"?")
         timestamp_ms = str(int(self._clock() * 1000))
         nonce = self._nonce_factory()
         canonical = canonical_string(
-            method=request.method,
-            target=request_target(raw_path, request.url.query),
-            content_type=request.headers.get("content-type", ""),
+            method=method,
+            target=target,
+            content_type=content_type,
             body_sha256=body_sha256_hex(body),
             timestamp_ms=timestamp_ms,
             nonce=nonce,
             key_id=self.key_id,
             request_id=request_id,
         )
-        request.headers[HEADER_REQUEST_ID] = request_id
-        request.headers[HEADER_TIMESTAMP] = timestamp_ms
-        request.headers[HEADER_NONCE] = nonce
-        request.headers[HEADER_KEY_ID] = self.key_id
-        request.headers[HEADER_SIGNATURE] = compute_signature(self._secret, canonical)
+        return {
+            HEADER_REQUEST_ID: request_id,
+            HEADER_TIMESTAMP: timestamp_ms,
+            HEADER_NONCE: nonce,
+            HEADER_KEY_ID: self.key_id,
+            HEADER_SIGNATURE: compute_signature(self._secret, canonical),
+        }
