@@ -114,3 +114,38 @@ def test_default_exporter_is_none(stack, gateway_factory, collector):
     assert gateway.health() == "SERVING"
     assert gateway.stop() == 0
     assert collector.exports == []
+
+
+async def test_without_root_sampling_only_a_sampled_caller_gets_a_span(
+    stack, gateway_factory, collector
+):
+    """parentbased_always_off (the default without an exporter): a call without trace
+    context skips the interceptor; a sampled caller's trace is still recorded, under
+    the caller's trace id and as a child of the caller's span."""
+    gateway = gateway_factory(
+        OTEL_TRACES_EXPORTER="otlp",
+        OTEL_TRACES_SAMPLER="parentbased_always_off",
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http/protobuf",
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"{collector.url}/v1/traces",
+    )
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    session = stack.new_session()
+    async with grpc.aio.insecure_channel(gateway.target) as channel:
+        stub = pb_grpc.EdgeGatewayStub(channel)
+        for _ in range(3):
+            code, details, _ = await execute(
+                stub, session.request("user.account.get", encode_request("user.account.get"))
+            )
+            assert code == grpc.StatusCode.OK, details
+        unsampled = f"00-{'1' * 32}-{'2' * 16}-00"
+        for traceparent in (unsampled, f"00-{trace_id}-{parent_id}-01"):
+            response = await stub.ExecuteCommand(
+                session.request("user.account.get", encode_request("user.account.get")),
+                metadata=(("traceparent", traceparent),),
+            )
+            assert response.result_code == "ok"
+    assert gateway.stop() == 0
+
+    spans = [span for _, span in collector.spans()]
+    assert [(s.trace_id.hex(), s.parent_span_id.hex()) for s in spans] == [(trace_id, parent_id)]
+    assert spans[0].name == "galaxy.gateway.v1.EdgeGateway/ExecuteCommand"
