@@ -61,7 +61,11 @@ def encode_uvarint(value: int) -> bytes:
 
 def _append_field(out: bytearray, field: bytes | str) -> None:
     raw = field.encode("utf-8") if isinstance(field, str) else field
-    out += encode_uvarint(len(raw))
+    size = len(raw)
+    if size < 0x80:  # the common case, one byte: runs twice per request and response
+        out.append(size)
+    else:
+        out += encode_uvarint(size)
     out += raw
 
 
