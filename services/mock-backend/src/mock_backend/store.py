@@ -519,6 +519,16 @@ class Store:
 
     # --- public auth ----------------------------------------------------------
 
+    def _expire_challenges(self, now: int) -> None:
+        # Every challenge lives CHALLENGE_TTL_MS, so insertion order is expiry order:
+        # drop from the front. Rebuilding the dict per call made each call O(challenges).
+        challenges = self._challenges
+        while challenges:
+            oldest = next(iter(challenges.values()))
+            if oldest.expires_at_ms > now:
+                break
+            del challenges[oldest.challenge_id]
+
     def send_email_code(self, req: Mapping[str, Any]) -> Result:
         """``{"email", "preferred_language"}`` -> ``{"challenge_id"}``."""
         raw_email = _opt_str(req, "email")
@@ -530,7 +540,7 @@ class Store:
         language = (_opt_str(req, "preferred_language") or "").strip() or "en"
         _check_language("preferred_language", language)
         now = self._now()
-        self._challenges = {cid: c for cid, c in self._challenges.items() if c.expires_at_ms > now}
+        self._expire_challenges(now)
         code = self._fixed_code or f"{self._rng.randrange(1_000_000):06d}"
         challenge = _Challenge(
             challenge_id=self._id("ch"),
