@@ -87,7 +87,7 @@ from typing import Any
 import grpc.aio
 import nacl.signing
 import redis.asyncio as aioredis
-from proctree import process_tree, tree_cpu_seconds
+from proctree import pin, process_tree, tree_cpu_seconds
 
 from edge_grpc.testing import (
     DeviceSession,
@@ -366,18 +366,6 @@ def table_version(admin_url: str) -> int:
             if line.startswith("gateway_route_table_version "):
                 return int(float(line.split()[1]))
     return 0
-
-
-def pin(pid: int, cpus: set[int] | None) -> None:
-    """Pin every thread of ``pid`` and of its descendants (as ``taskset -a -p``)."""
-    if cpus is None or not pid or not hasattr(os, "sched_setaffinity"):
-        return
-    for process in process_tree(pid):
-        tasks = Path(f"/proc/{process}/task")
-        tids = [int(t.name) for t in tasks.iterdir()] if tasks.exists() else [process]
-        for tid in tids:
-            with contextlib.suppress(OSError):
-                os.sched_setaffinity(tid, cpus)
 
 
 def pinned_argv(argv: Sequence[str], cpus: set[int] | None) -> list[str]:

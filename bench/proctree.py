@@ -6,7 +6,7 @@ import contextlib
 import os
 from pathlib import Path
 
-__all__ = ["process_tree", "tree_cpu_seconds"]
+__all__ = ["pin", "process_tree", "tree_cpu_seconds"]
 
 
 def process_tree(pid: int) -> list[int]:
@@ -30,3 +30,15 @@ def tree_cpu_seconds(pid: int) -> float:
             fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
+
+
+def pin(pid: int, cpus: set[int] | None) -> None:
+    """Pin every thread of ``pid`` and of its descendants (as ``taskset -a -p``)."""
+    if cpus is None or not pid or not hasattr(os, "sched_setaffinity"):
+        return
+    for process in process_tree(pid):
+        tasks = Path(f"/proc/{process}/task")
+        tids = [int(t.name) for t in tasks.iterdir()] if tasks.exists() else [process]
+        for tid in tids:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(tid, cpus)

@@ -10,23 +10,29 @@ Starts, on loopback only:
   listener options (HTTP/1.1, one worker), as the baseline,
 
 then drives each target with a fixed number of requests at a fixed concurrency
-from one httpx async load generator in this process (in alternating rounds),
+from a lean HTTP/1.1 keep-alive load generator in this process (raw asyncio
+streams, tens of µs per request, so it never limits the server; in alternating
+rounds),
 and prints requests/s, p50 and p99 for ``GET /healthz``, ``POST send-email-code``
-(through the mock backend) and the bare ``GET /hello``, plus the ratios to the
-baseline. A second table calls the same routes as ASGI apps in this process (no
-sockets, no client): the server-side cost alone, far less sensitive to other
-load on the machine.
+(through the mock backend) and the bare ``GET /hello``, the ratios to the
+baseline, and the CPU time the server (and, for send-email-code, the mock
+backend) spent per request, read from /proc. A second table calls the same
+routes as ASGI apps in this process (no sockets, no client): the server-side
+cost alone, far less sensitive to other load on the machine.
 
     uv run python bench/public_rest_bench.py [--requests 3000] [--concurrency 32] [--rounds 3]
 
-Every process shares the machine's cores with the load generator, so the
-absolute figures are a floor; the ratios are the meaningful part.
+With 2 or more CPUs (``--pin auto``), the server under test runs alone on CPU
+0 and this process and the mock backend on CPU 1, so each server gets one core
+and its CPU per request compares like with like.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import sys
 import tempfile
 import time
@@ -36,7 +42,7 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
-import httpx
+from proctree import pin, tree_cpu_seconds
 
 from public_rest.testing import (
     SECRET,
@@ -123,6 +129,11 @@ class Result:
     seconds: float
     latencies: list[float]
     statuses: dict[int, int]
+    server_cpu: float = 0.0  # seconds, the server's process tree
+    backend_cpu: float = 0.0  # seconds, the mock backend's
+
+    def cpu_us(self, seconds: float) -> float:
+        return seconds / self.requests * 1e6
 
     @property
     def rps(self) -> float:
@@ -134,37 +145,71 @@ class Result:
         return ordered[index] * 1000
 
 
-RequestFactory = Callable[[httpx.AsyncClient, int], Any]
+RequestFactory = Callable[[int], bytes]
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> int:
+    """One request on a keep-alive connection; the response's status."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if length:
+        await reader.readexactly(length)
+    return status
 
 
 async def drive(
-    name: str, base_url: str, make: RequestFactory, *, total: int, concurrency: int, warmup: int
+    name: str,
+    port: int,
+    make: RequestFactory,
+    *,
+    total: int,
+    concurrency: int,
+    warmup: int,
+    server_pid: int,
+    backend_pid: int,
 ) -> Result:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
-        numbers = count()
-        for _ in range(warmup):
-            await make(client, next(numbers))
+    connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(concurrency)]
+    numbers = count()
+    try:
+        for index in range(warmup):
+            await _exchange(*connections[index % concurrency], make(next(numbers)))
         latencies: list[float] = []
         statuses: dict[int, int] = {}
         errors = 0
         issued = 0
 
-        async def worker() -> None:
+        async def worker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             nonlocal errors, issued
             while issued < total:
                 issued += 1
+                request = make(next(numbers))
                 started = time.perf_counter()
-                response = await make(client, next(numbers))
+                status = await _exchange(reader, writer, request)
                 latencies.append(time.perf_counter() - started)
-                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-                if response.status_code != 200:
+                statuses[status] = statuses.get(status, 0) + 1
+                if status != 200:
                     errors += 1
 
+        server_before, backend_before = tree_cpu_seconds(server_pid), tree_cpu_seconds(backend_pid)
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(r, w) for r, w in connections))
         elapsed = time.perf_counter() - started
-    return Result(name, len(latencies), errors, elapsed, latencies, statuses)
+        server_cpu = tree_cpu_seconds(server_pid) - server_before
+        backend_cpu = tree_cpu_seconds(backend_pid) - backend_before
+    finally:
+        for _, writer in connections:
+            writer.close()
+    return Result(
+        name, len(latencies), errors, elapsed, latencies, statuses, server_cpu, backend_cpu
+    )
 
 
 def merge(name: str, rounds: list[Result]) -> Result:
@@ -179,28 +224,42 @@ def merge(name: str, rounds: list[Result]) -> Result:
         sum(r.seconds for r in rounds),
         [latency for r in rounds for latency in r.latencies],
         statuses,
+        sum(r.server_cpu for r in rounds),
+        sum(r.backend_cpu for r in rounds),
     )
 
 
-def healthz(client: httpx.AsyncClient, _: int) -> Any:
-    return client.get("/healthz")
+def _get(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
 
 
-def send_email_code(client: httpx.AsyncClient, n: int) -> Any:
-    return client.post(SEND, json={"email": f"bench{n}@example.org"})
+def healthz(_: int) -> bytes:
+    return _get("/healthz")
 
 
-def hello(client: httpx.AsyncClient, _: int) -> Any:
-    return client.get("/hello")
+def send_email_code(n: int) -> bytes:
+    body = json.dumps({"email": f"bench{n}@example.org"}).encode()
+    head = (
+        f"POST {SEND} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def hello(_: int) -> bytes:
+    return _get("/hello")
 
 
 def report(
     results: list[Result], baseline: Result, concurrency: int, best: dict[str, float]
 ) -> None:
-    print(f"\nconcurrency {concurrency}, one httpx async load generator, HTTP/1.1 keep-alive\n")
+    print(
+        f"\nconcurrency {concurrency}, HTTP/1.1 keep-alive, one connection per request in flight\n"
+    )
     header = (
         f"{'target':<34} {'requests':>8} {'errors':>6} {'req/s':>7} {'p50 ms':>8} "
-        f"{'p99 ms':>8} {'vs hello':>9} {'best round':>11} {'vs hello':>9}"
+        f"{'p99 ms':>8} {'vs hello':>9} {'best round':>11} {'vs hello':>9} "
+        f"{'server CPU/req':>14} {'backend CPU/req':>15}"
     )
     print(header)
     print("-" * len(header))
@@ -209,8 +268,10 @@ def report(
         print(
             f"{r.name:<34} {r.requests:>8} {r.errors:>6} {r.rps:>7.0f} "
             f"{r.percentile(0.50):>8.2f} {r.percentile(0.99):>8.2f} "
-            f"{r.rps / baseline.rps:>8.2f}x {best[r.name]:>11.0f} {best[r.name] / top:>8.2f}x"
+            f"{r.rps / baseline.rps:>8.2f}x {best[r.name]:>11.0f} {best[r.name] / top:>8.2f}x "
+            f"{r.cpu_us(r.server_cpu):>12.0f}µs {r.cpu_us(r.backend_cpu):>13.0f}µs"
         )
+    print("backend CPU/req: the mock backend's CPU while that target ran (idle for the others)")
     for r in results:
         if r.errors:  # e.g. 503 when an upstream call outlives the 3 s auth timeout
             print(f"  {r.name}: non-200 answers, statuses {dict(sorted(r.statuses.items()))}")
@@ -321,26 +382,34 @@ async def run(args: argparse.Namespace) -> int:
         processes.append(gateway)
         baseline_process = start_hello(workdir / "hello.log")
         processes.append(baseline_process)
+        if args.pin == "on" or (args.pin == "auto" and (os.cpu_count() or 1) >= 2):
+            for server in (gateway, baseline_process):
+                pin(server.process.pid, {0})
+            pin(backend.process.pid, {1})
+            pin(os.getpid(), {1})
+            print("pinned: servers under test on CPU 0; load generator and mock backend on CPU 1")
 
-        targets: list[tuple[str, str, RequestFactory]] = [
-            ("public-rest GET /healthz", gateway.base_url, healthz),
-            ("public-rest POST send-email-code", gateway.base_url, send_email_code),
-            ("bare litestar GET /hello", baseline_process.base_url, hello),
+        targets: list[tuple[str, Process, RequestFactory]] = [
+            ("public-rest GET /healthz", gateway, healthz),
+            ("public-rest POST send-email-code", gateway, send_email_code),
+            ("bare litestar GET /hello", baseline_process, hello),
         ]
         # Rounds alternate between the targets so that a burst of noise from other
         # work on the machine does not land on one target only; figures pool all rounds.
         per_round = max(1, args.requests // args.rounds)
         pooled: dict[str, list[Result]] = {name: [] for name, _, _ in targets}
         for _ in range(args.rounds):
-            for name, url, make in targets:
+            for name, server, make in targets:
                 pooled[name].append(
                     await drive(
                         name,
-                        url,
+                        server.port,
                         make,
                         total=per_round,
                         concurrency=args.concurrency,
                         warmup=args.warmup,
+                        server_pid=server.process.pid,
+                        backend_pid=backend.process.pid,
                     )
                 )
         results = [merge(name, rounds) for name, rounds in pooled.items()]
@@ -360,6 +429,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
     parser.add_argument("--warmup", type=int, default=100, help="unmeasured requests per round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per target")
+    parser.add_argument(
+        "--pin", choices=["auto", "on", "off"], default="auto", help="servers on CPU 0 (2+ CPUs)"
+    )
     parser.add_argument("--serve-hello", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_hello:
