@@ -12,7 +12,7 @@ from edgecore.config import EdgeGrpcSettings, load_settings
 from edgecore.errors import EdgeError, GrpcCode, Reject
 from edgecore.pipeline import Envelope, VerificationPipeline, VerifiedRequest, peer_ip_from_address
 from edgecore.ratelimit import TokenBucketLimiter
-from edgecore.replay import ReplayStoreUnavailableError
+from edgecore.replay import ReplayStoreUnavailableError, Reservation
 from edgecore.session_cache import InProcessSessionCache
 from edgecore.sessions import SessionRecord, SessionStatus
 from edgecore.signing import Signer, payload_hash, request_signing_input
@@ -50,14 +50,14 @@ class DictReplayStore:
     def __init__(self) -> None:
         self.seen: dict[tuple[str, str], timedelta] = {}
         self.fail = False
+        self.floor_ms = 0
 
-    async def reserve(self, device_session_id: str, request_id: str, ttl: timedelta) -> bool:
+    async def reserve(self, device_session_id: str, request_id: str, ttl: timedelta) -> Reservation:
         if self.fail:
             raise ReplayStoreUnavailableError("down")
-        if (device_session_id, request_id) in self.seen:
-            return False
-        self.seen[(device_session_id, request_id)] = ttl
-        return True
+        first_use = (device_session_id, request_id) not in self.seen
+        self.seen.setdefault((device_session_id, request_id), ttl)
+        return Reservation(first_use, self.floor_ms)
 
 
 class DenyPolicy:
@@ -281,6 +281,17 @@ async def test_step8_replay_is_detected_per_session() -> None:
     assert await h.reject(_envelope()) == (GrpcCode.FAILED_PRECONDITION, "request replay detected")
     # The same request_id in another session is not a replay.
     await h.pipeline.verify(_envelope(device_session_id="ds-2"), "10.0.0.1")
+
+
+async def test_step8_a_request_signed_before_the_replay_floor_is_stale() -> None:
+    """Redis lost its reservations at NOW_MS: what was signed before may have been accepted."""
+    h = Harness()
+    h.replay.floor_ms = NOW_MS
+    assert await h.reject(_envelope(timestamp_ms=NOW_MS - 1)) == (
+        GrpcCode.FAILED_PRECONDITION,
+        "request timestamp is outside the freshness window",
+    )
+    await h.pipeline.verify(_envelope(request_id="r-new", timestamp_ms=NOW_MS), "10.0.0.1")
 
 
 async def test_step8_replay_store_failure_fails_closed() -> None:

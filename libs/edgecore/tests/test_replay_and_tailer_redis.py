@@ -28,9 +28,9 @@ async def test_reserve_then_replay(client: redis.Redis) -> None:
     store = RedisReplayStore(
         client, key_prefix="gateway:replay:", reserve_timeout=timedelta(milliseconds=250)
     )
-    assert await store.reserve("ds/1", "req:1", timedelta(minutes=5))
-    assert not await store.reserve("ds/1", "req:1", timedelta(minutes=5))
-    assert await store.reserve("ds/2", "req:1", timedelta(minutes=5))
+    assert (await store.reserve("ds/1", "req:1", timedelta(minutes=5))).first_use
+    assert not (await store.reserve("ds/1", "req:1", timedelta(minutes=5))).first_use
+    assert (await store.reserve("ds/2", "req:1", timedelta(minutes=5))).first_use
     key = replay_key("gateway:replay:", "ds/1", "req:1")
     assert key == "gateway:replay:ZHMvMQ:cmVxOjE"
     assert 299_000 < await client.pttl(key) <= 300_000
@@ -38,7 +38,7 @@ async def test_reserve_then_replay(client: redis.Redis) -> None:
 
 async def test_ttl_is_clamped_to_a_positive_minimum(client: redis.Redis) -> None:
     store = RedisReplayStore(client, key_prefix="p:", reserve_timeout=timedelta(milliseconds=250))
-    assert await store.reserve("ds", "edge", timedelta(0))
+    assert (await store.reserve("ds", "edge", timedelta(0))).first_use
     assert 0 < await client.pttl(replay_key("p:", "ds", "edge")) <= 1000
 
 
@@ -49,7 +49,7 @@ async def test_redis_down_fails_closed_within_the_bound(
         pytest.skip("external Redis cannot be stopped")
     conn = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=1)
     store = RedisReplayStore(conn, key_prefix="p:", reserve_timeout=timedelta(milliseconds=250))
-    assert await store.reserve("ds", "r1", timedelta(minutes=1))
+    assert (await store.reserve("ds", "r1", timedelta(minutes=1))).first_use
     redis_server.stop()
     try:
         started = time.monotonic()
@@ -61,9 +61,10 @@ async def test_redis_down_fails_closed_within_the_bound(
         await conn.aclose()
     # After recovery the store works again.
     conn = redis.Redis.from_url(redis_url)
-    assert await RedisReplayStore(
+    reservation = await RedisReplayStore(
         conn, key_prefix="p:", reserve_timeout=timedelta(seconds=1)
     ).reserve("ds", "r3", timedelta(minutes=1))
+    assert reservation.first_use
     await conn.aclose()
 
 

@@ -14,7 +14,13 @@ from redis.asyncio import Redis as AsyncRedis
 
 from edge_grpc.replay import RespConnection, RespError, RespReplayStore, encode_command
 from edgecore.config.sections import RedisSettings
-from edgecore.replay import RedisReplayStore, ReplayStoreUnavailableError, replay_key
+from edgecore.replay import (
+    RedisReplayStore,
+    ReplayStoreUnavailableError,
+    epoch_key,
+    replay_key,
+    seed_replay_epoch,
+)
 from edgecore.testing.redis_server import RedisServer
 
 # --- the parser (no sockets) -----------------------------------------------------------------
@@ -153,17 +159,17 @@ MINUTE = timedelta(minutes=1)
 
 @integration
 async def test_first_use_then_replay(store: RespReplayStore):
-    assert await store.reserve("session-a", "request-1", MINUTE) is True
-    assert await store.reserve("session-a", "request-1", MINUTE) is False
-    assert await store.reserve("session-b", "request-1", MINUTE) is True
-    assert await store.reserve("session-a", "request-2", MINUTE) is True
+    assert (await store.reserve("session-a", "request-1", MINUTE)).first_use is True
+    assert (await store.reserve("session-a", "request-1", MINUTE)).first_use is False
+    assert (await store.reserve("session-b", "request-1", MINUTE)).first_use is True
+    assert (await store.reserve("session-a", "request-2", MINUTE)).first_use is True
     assert store.connects == 1
 
 
 @integration
 async def test_same_keys_and_ttls_as_the_edgecore_store(store: RespReplayStore, redis_server):
     with sync_client(redis_server) as client:
-        assert await store.reserve("s", "ours", timedelta(seconds=90)) is True
+        assert (await store.reserve("s", "ours", timedelta(seconds=90))).first_use is True
         key = replay_key("test:replay:", "s", "ours")
         assert client.get(key) == b"1"
         assert 88_000 < client.pttl(key) <= 90_000
@@ -175,20 +181,20 @@ async def test_same_keys_and_ttls_as_the_edgecore_store(store: RespReplayStore, 
             async_client, key_prefix="test:replay:", reserve_timeout=timedelta(seconds=1)
         )
         try:
-            assert await theirs.reserve("s", "ours", MINUTE) is False
-            assert await theirs.reserve("s", "theirs", MINUTE) is True
+            assert (await theirs.reserve("s", "ours", MINUTE)).first_use is False
+            assert (await theirs.reserve("s", "theirs", MINUTE)).first_use is True
         finally:
             await async_client.aclose()
-        assert await store.reserve("s", "theirs", MINUTE) is False
+        assert (await store.reserve("s", "theirs", MINUTE)).first_use is False
         # The TTL is clamped so a request accepted on the window's edge still reserves.
-        assert await store.reserve("s", "edge", timedelta(0)) is True
+        assert (await store.reserve("s", "edge", timedelta(0))).first_use is True
         assert 0 < client.pttl(replay_key("test:replay:", "s", "edge")) <= 1000
 
 
 @integration
 async def test_concurrent_reservations_of_one_key_have_one_winner(store: RespReplayStore):
     results = await asyncio.gather(*(store.reserve("s", "same", MINUTE) for _ in range(50)))
-    assert results.count(True) == 1
+    assert [r.first_use for r in results].count(True) == 1
 
 
 @integration
@@ -203,9 +209,9 @@ async def test_many_in_flight_on_one_connection(redis_url: str, redis_server: Re
     try:
         ids = [str(uuid.uuid4()) for _ in range(2000)]
         results = await asyncio.gather(*(store.reserve("s", i, MINUTE) for i in ids))
-        assert all(results)
+        assert all(r.first_use for r in results)
         again = await asyncio.gather(*(store.reserve("s", i, MINUTE) for i in ids[:100]))
-        assert not any(again)
+        assert not any(r.first_use for r in again)
         assert store.connects == 1
     finally:
         await store.aclose()
@@ -221,7 +227,7 @@ async def test_selects_the_configured_database(redis_url: str, redis_server: Red
         reserve_timeout=timedelta(seconds=1),
     )
     try:
-        assert await replay.reserve("s", "r", MINUTE)
+        assert (await replay.reserve("s", "r", MINUTE)).first_use
     finally:
         await replay.aclose()
     key = replay_key("db:", "s", "r")
@@ -252,7 +258,7 @@ async def test_wrong_password_fails_closed(redis_url: str, redis_server: RedisSe
 async def test_redis_stopped_then_started(store: RespReplayStore, redis_server: RedisServer):
     if not redis_server.restartable:
         pytest.skip("the Redis server in use cannot be stopped from here")
-    assert await store.reserve("s", "before", MINUTE)
+    assert (await store.reserve("s", "before", MINUTE)).first_use
     redis_server.stop()
     try:
         loop = asyncio.get_running_loop()
@@ -270,7 +276,7 @@ async def test_redis_stopped_then_started(store: RespReplayStore, redis_server: 
     deadline = asyncio.get_running_loop().time() + 10
     while True:
         try:
-            assert await store.reserve("s", "after", MINUTE)
+            assert (await store.reserve("s", "after", MINUTE)).first_use
             break
         except ReplayStoreUnavailableError:
             assert asyncio.get_running_loop().time() < deadline
@@ -286,6 +292,17 @@ async def fake_server(
 ) -> tuple[asyncio.Server, int]:
     server = await asyncio.start_server(handler, "127.0.0.1", 0)  # type: ignore[arg-type]
     return server, server.sockets[0].getsockname()[1]
+
+
+async def read_reservation(reader: asyncio.StreamReader) -> None:
+    """One reservation as the store sends it: the SET ... PX and the epoch's SET ... NX GET."""
+    await reader.readuntil(b"PX\r\n")
+    await reader.readline()
+    await reader.readline()
+    await reader.readuntil(b"GET\r\n")
+
+
+EPOCH_REPLY = b"$1\r\n0\r\n"  # the floor: 0, nothing refused
 
 
 def fake_store(port: int, timeout_ms: int = 200) -> RespReplayStore:
@@ -307,11 +324,9 @@ async def test_a_server_that_stops_answering_is_cut_off_and_reconnected():
         await reader.readuntil(b"pw\r\n")  # AUTH
         writer.write(b"+OK\r\n")
         while True:
-            head = await reader.readuntil(b"PX\r\n")
-            await reader.readline()
-            await reader.readline()
+            await read_reservation(reader)
             if answer_sets.is_set():
-                writer.write(b"+OK\r\n" if head else b"")
+                writer.write(b"+OK\r\n" + EPOCH_REPLY)
 
     server, port = await fake_server(handler)
     replay = fake_store(port)
@@ -325,7 +340,7 @@ async def test_a_server_that_stops_answering_is_cut_off_and_reconnected():
         # Reconnecting races the 200 ms bound on a loaded machine: retry, as callers would.
         for _attempt in range(50):
             try:
-                assert await replay.reserve("s", f"r2-{_attempt}", MINUTE) is True
+                assert (await replay.reserve("s", f"r2-{_attempt}", MINUTE)).first_use is True
                 break
             except ReplayStoreUnavailableError:
                 await asyncio.sleep(0.05)
@@ -343,10 +358,8 @@ async def test_error_replies_fail_closed_without_dropping_the_connection():
         await reader.readuntil(b"pw\r\n")
         writer.write(b"+OK\r\n")
         while True:
-            await reader.readuntil(b"PX\r\n")
-            await reader.readline()
-            await reader.readline()
-            writer.write(b"-READONLY You can't write against a read only replica.\r\n")
+            await read_reservation(reader)
+            writer.write(b"-READONLY You can't write against a read only replica.\r\n" * 2)
 
     server, port = await fake_server(handler)
     replay = fake_store(port)
@@ -396,3 +409,52 @@ async def test_closed_store_refuses():
     await replay.aclose()
     with pytest.raises(ReplayStoreUnavailableError):
         await replay.reserve("s", "r", MINUTE)
+
+
+# --- the replay floor (both stores, the same contract) -----------------------------------------
+
+
+@integration
+@pytest.mark.parametrize("kind", ["resp", "redis-py"])
+async def test_a_redis_that_lost_its_data_moves_the_replay_floor(
+    kind: str, redis_url: str, redis_server: RedisServer
+):
+    now = [1_000]
+    client = AsyncRedis(
+        host=redis_server.host, port=redis_server.port, password=redis_server.password
+    )
+    store: RespReplayStore | RedisReplayStore
+    if kind == "resp":
+        store = RespReplayStore(
+            settings_for(redis_server.host, redis_server.port, redis_server.password),
+            key_prefix="test:replay:",
+            reserve_timeout=timedelta(seconds=1),
+            clock_ms=lambda: now[0],
+        )
+    else:
+        store = RedisReplayStore(
+            client, key_prefix="test:replay:", reserve_timeout=timedelta(seconds=1),
+            clock_ms=lambda: now[0],
+        )  # fmt: skip
+    try:
+        seeded = await seed_replay_epoch(
+            client, key_prefix="test:replay:", operation_timeout=timedelta(seconds=1), now_ms=500
+        )
+        assert seeded == 500
+        first = await store.reserve("s", "a", MINUTE)
+        assert (first.first_use, first.floor_ms) == (True, 500)
+        sync_client(redis_server).flushall()  # a restart without persistence, a failover
+        now[0] = 3_000
+        again = await store.reserve("s", "a", MINUTE)
+        assert (again.first_use, again.floor_ms) == (True, 3_000)
+        now[0] = 4_000
+        replay = await store.reserve("s", "a", MINUTE)
+        assert (replay.first_use, replay.floor_ms) == (False, 3_000)
+        # A floor that is not a number fails closed.
+        sync_client(redis_server).set(epoch_key("test:replay:"), b"garbage")
+        with pytest.raises(ReplayStoreUnavailableError, match="malformed"):
+            await store.reserve("s", "b", MINUTE)
+    finally:
+        if isinstance(store, RespReplayStore):
+            await store.aclose()
+        await client.aclose()

@@ -46,6 +46,7 @@ from edgecore.pipeline import VerificationPipeline
 from edgecore.pipeline.audit import AuthenticatedTelemetry
 from edgecore.ratelimit import TokenBucketLimiter
 from edgecore.redis_client import RedisStartupError, create_redis, ping_or_raise
+from edgecore.replay import ReplayStoreUnavailableError, seed_replay_epoch
 from edgecore.routes import (
     PassthroughRoute,
     RouteTableKey,
@@ -159,10 +160,17 @@ class EdgeGrpcApp:
         if self._tailer is None or not self._tailer.connected.is_set():
             return False
         assert self._redis is not None
+        redis_settings = self.settings.redis
         try:
-            async with asyncio.timeout(self.settings.redis.operation_timeout.total_seconds()):
+            async with asyncio.timeout(redis_settings.operation_timeout.total_seconds()):
                 await self._redis.ping()
-        except (TimeoutError, RedisError, OSError):
+            # Notices a Redis that lost its data before the next reservation does.
+            await seed_replay_epoch(
+                self._redis,
+                key_prefix=self.settings.replay.key_prefix,
+                operation_timeout=redis_settings.operation_timeout,
+            )
+        except (TimeoutError, RedisError, OSError, ReplayStoreUnavailableError):
             return False
         return True
 
@@ -194,7 +202,14 @@ class EdgeGrpcApp:
         closing("redis", self._redis.aclose)
         try:
             await ping_or_raise(self._redis, settings.redis.operation_timeout)
-        except RedisStartupError as exc:
+            # The replay floor exists before the first reservation, so only a loss moves it.
+            await seed_replay_epoch(
+                self._redis,
+                key_prefix=settings.replay.key_prefix,
+                operation_timeout=settings.redis.operation_timeout,
+                startup=True,
+            )
+        except (RedisStartupError, ReplayStoreUnavailableError) as exc:
             raise StartupError(
                 f"Redis at {settings.redis.master_addr} (GATEWAY_REDIS_MASTER_ADDR) "
                 f"is not usable: {exc}"

@@ -36,11 +36,20 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Final, cast
 
+from edgecore.clock import wall_clock_ms
 from edgecore.config.sections import RedisSettings
-from edgecore.replay import MIN_RESERVATION, ReplayStoreUnavailableError, replay_key
+from edgecore.replay import (
+    MIN_RESERVATION,
+    ReplayStoreUnavailableError,
+    Reservation,
+    epoch_key,
+    floor_from_reply,
+    replay_key,
+)
 
 __all__ = ["RespConnection", "RespError", "RespReplayStore", "encode_command"]
 
@@ -225,7 +234,10 @@ class RespReplayStore:
         key_prefix: str,
         reserve_timeout: timedelta,
         reconnect_backoff: timedelta = timedelta(milliseconds=100),
+        clock_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
+        self._clock_ms = clock_ms
+        self._epoch_key = epoch_key(key_prefix).encode()
         self._host = redis.master_addr.host or "127.0.0.1"
         self._port = redis.master_addr.port
         self._password = redis.password.encode()
@@ -240,17 +252,23 @@ class RespReplayStore:
         self._closed = False
         self.connects = 0  # successful connections made (tests read it)
 
-    async def reserve(self, device_session_id: str, request_id: str, ttl: timedelta) -> bool:
-        """True when this is the first use of the pair within ``ttl``; False on a replay."""
+    async def reserve(self, device_session_id: str, request_id: str, ttl: timedelta) -> Reservation:
+        """Reserve the pair for ``ttl``; the reservation's outcome and the replay floor."""
         ttl_ms = max(int(ttl.total_seconds() * 1000), _MIN_TTL_MS)
         key = replay_key(self._prefix, device_session_id, request_id).encode()
+        now_ms = self._clock_ms()
         command = encode_command(b"SET", key, b"1", b"NX", b"PX", b"%d" % ttl_ms)
+        epoch = encode_command(b"SET", self._epoch_key, b"%d" % now_ms, b"NX", b"GET")
         connection = self._connection
         try:
             async with asyncio.timeout(self._timeout):
                 if connection is None or connection.closed:
                     connection = await self._connect()
-                reply = await connection.send(command)
+                # Both leave in the same write; the replies come back in order.
+                reply_future = connection.send(command)
+                epoch_future = connection.send(epoch)
+                reply = await reply_future
+                epoch_reply = await epoch_future
         except TimeoutError:
             if connection is not None and not connection.closed:
                 now = asyncio.get_running_loop().time()
@@ -263,13 +281,12 @@ class RespReplayStore:
             raise ReplayStoreUnavailableError("TimeoutError") from None
         except OSError as exc:
             raise ReplayStoreUnavailableError(type(exc).__name__) from None
-        if reply == OK:
-            return True
-        if reply is None:
-            return False
-        if isinstance(reply, RespError):
-            raise ReplayStoreUnavailableError(f"error reply {reply.kind}")
-        raise ReplayStoreUnavailableError("unexpected reply to SET")
+        for answer in (reply, epoch_reply):
+            if isinstance(answer, RespError):
+                raise ReplayStoreUnavailableError(f"error reply {answer.kind}")
+        if reply != OK and reply is not None:
+            raise ReplayStoreUnavailableError("unexpected reply to SET")
+        return Reservation(reply == OK, floor_from_reply(epoch_reply, now_ms))
 
     async def _connect(self) -> RespConnection:
         if self._closed:

@@ -42,7 +42,7 @@ from edgecore.pipeline import VerificationPipeline
 from edgecore.pipeline.audit import AuthenticatedTelemetry
 from edgecore.ratelimit import TokenBucketLimiter
 from edgecore.redis_client import RedisStartupError, create_redis, ping_or_raise
-from edgecore.replay import RedisReplayStore
+from edgecore.replay import RedisReplayStore, ReplayStoreUnavailableError, seed_replay_epoch
 from edgecore.rpc.runtime import RuntimeSettings, StartupError, bounded_close
 from edgecore.session_cache import InProcessSessionCache
 from edgecore.session_events import SessionEventsHandler
@@ -143,7 +143,14 @@ class PushHubApp:
         )
         try:
             await ping_or_raise(self._ops_redis, settings.redis.operation_timeout)
-        except RedisStartupError as exc:
+            # The replay floor exists before the first reservation, so only a loss moves it.
+            await seed_replay_epoch(
+                self._ops_redis,
+                key_prefix=settings.replay.key_prefix,
+                operation_timeout=settings.redis.operation_timeout,
+                startup=True,
+            )
+        except (RedisStartupError, ReplayStoreUnavailableError) as exc:
             raise StartupError(
                 f"Redis at {settings.redis.master_addr} (GATEWAY_REDIS_MASTER_ADDR) "
                 f"is not usable: {exc}"
@@ -203,9 +210,16 @@ class PushHubApp:
             connected.append(self._bridge.connected)
         if not self._readers or not all(flag.is_set() for flag in connected):
             return False
+        settings = self.settings
         try:
-            await ping_or_raise(self._ops_redis, self.settings.redis.operation_timeout)
-        except RedisStartupError:
+            await ping_or_raise(self._ops_redis, settings.redis.operation_timeout)
+            # Notices a Redis that lost its data before the next reservation does.
+            await seed_replay_epoch(
+                self._ops_redis,
+                key_prefix=settings.replay.key_prefix,
+                operation_timeout=settings.redis.operation_timeout,
+            )
+        except (RedisStartupError, ReplayStoreUnavailableError):
             return False
         return True
 

@@ -10,7 +10,8 @@ Envelope fields and the peer address go in; a ``VerifiedRequest`` or an
 5. payload_hash           -> INVALID_ARGUMENT (two messages)
 6. Ed25519 signature      -> UNAUTHENTICATED (malformed cached key: UNAVAILABLE)
 7. freshness window       -> FAILED_PRECONDITION
-8. replay reservation     -> FAILED_PRECONDITION / UNAVAILABLE (fail closed)
+8. replay reservation     -> FAILED_PRECONDITION / UNAVAILABLE (fail closed); a request
+                             signed before the replay floor (Redis lost its data) is stale
 9. rate limits, policy    -> RESOURCE_EXHAUSTED / PERMISSION_DENIED
 
 Nothing here imports a transport, so Connect or gRPC-Web fronts reuse it as is.
@@ -19,19 +20,19 @@ Nothing here imports a transport, so Connect or gRPC-Web fronts reuse it as is.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
 from edgecore.catalog import PROTOCOL_VERSION
+from edgecore.clock import wall_clock_ms
 from edgecore.config.sections import AuthenticatedAntiAbuseSettings, RateLimitPolicy
 from edgecore.downstream import AuthenticatedCommand
 from edgecore.errors import EdgeError, Reject
 from edgecore.pipeline.envelope import Envelope, validate_envelope
 from edgecore.ratelimit import RateLimiter
-from edgecore.replay import ReplayStoreUnavailableError
+from edgecore.replay import ReplayStoreUnavailableError, Reservation
 from edgecore.session_cache import CachedSession, SessionCache, SessionCacheUnavailableError
 from edgecore.signing import PAYLOAD_HASH_SIZE, payload_hash_matches, request_signing_input
 from edgecore.signing import verify_signature as ed25519_verify
@@ -47,8 +48,9 @@ __all__ = [
 
 
 class ReplayStore(Protocol):
-    async def reserve(self, device_session_id: str, request_id: str, ttl: timedelta) -> bool:
-        """True for a first use; False for a replay; raises ReplayStoreUnavailableError."""
+    async def reserve(self, device_session_id: str, request_id: str, ttl: timedelta) -> Reservation:
+        """Whether this is the pair's first use, and the replay floor (``edgecore.replay``);
+        raises ReplayStoreUnavailableError."""
         ...
 
 
@@ -85,10 +87,6 @@ class AllowAllPolicy:
 
     async def allows(self, request: VerifiedRequest) -> bool:
         return True
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class VerificationPipeline:
@@ -168,12 +166,15 @@ class VerificationPipeline:
             raise EdgeError(Reject.STALE_REQUEST)
         ttl = timedelta(milliseconds=envelope.timestamp_ms + self._window_ms - now_ms)
         try:
-            first_use = await self._replay.reserve(
+            reservation = await self._replay.reserve(
                 envelope.device_session_id, envelope.request_id, ttl
             )
         except ReplayStoreUnavailableError:
             raise EdgeError(Reject.REPLAY_STORE_UNAVAILABLE) from None
-        if not first_use:
+        if envelope.timestamp_ms < reservation.floor_ms:
+            # Signed before Redis lost its data: it may have been reserved in what was lost.
+            raise EdgeError(Reject.STALE_REQUEST)
+        if not reservation.first_use:
             raise EdgeError(Reject.REPLAY_DETECTED)
 
     def _apply_rate_limits(self, envelope: Envelope, session: CachedSession, peer_ip: str) -> None:
