@@ -639,7 +639,7 @@ class Bench:
         key_path.write_bytes(encode_ed25519_pkcs8_pem(signer.seed()))
         limits = {
             f"GATEWAY_AUTHENTICATED_GRPC_ANTI_ABUSE_{dim}_RATE_LIMIT_{what}": value
-            for dim in ("IP", "SESSION", "USER", "MESSAGE_CLASS")
+            for dim in ("IP", "SESSION", "USER", "MESSAGE_CLASS", "SESSION_LOOKUP")
             for what, value in (("REQUESTS", "10000000"), ("BURST", "1000000"))
         }
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "OTEL_"))}

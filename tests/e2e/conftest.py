@@ -17,7 +17,7 @@ from .harness import Gateway, Secrets
 # what the rate-limit tests exhaust.
 _GRPC_LIMITS = {
     f"GATEWAY_AUTHENTICATED_GRPC_ANTI_ABUSE_{dim}_RATE_LIMIT_{part}": value
-    for dim in ("IP", "USER", "MESSAGE_CLASS")
+    for dim in ("IP", "USER", "MESSAGE_CLASS", "SESSION_LOOKUP")
     for part, value in (("REQUESTS", "100000"), ("BURST", "10000"))
 }
 _PUBLIC_LIMITS = {

@@ -96,7 +96,7 @@ _RUN: Final = uuid.uuid4().hex[:8]
 _AUTHENTICATED_ENV: Final = {
     **{
         f"GATEWAY_AUTHENTICATED_GRPC_ANTI_ABUSE_{dim}_RATE_LIMIT_{part}": value
-        for dim in ("IP", "USER", "MESSAGE_CLASS")
+        for dim in ("IP", "USER", "MESSAGE_CLASS", "SESSION_LOOKUP")
         for part, value in (("REQUESTS", "100000"), ("BURST", "10000"))
     },
     "GATEWAY_AUTHENTICATED_GRPC_ANTI_ABUSE_SESSION_RATE_LIMIT_REQUESTS": "1",

@@ -88,6 +88,15 @@ export class UnknownSessionError extends GatewayError {
   override name = "UnknownSessionError";
 }
 
+/**
+ * UNAUTHENTICATED "session lookup rate limit exceeded": too many requests with
+ * device sessions the gateway had to look up came from this network address.
+ * The session itself may be fine: retry after a while, do not log out.
+ */
+export class SessionLookupLimitedError extends GatewayError {
+  override name = "SessionLookupLimitedError";
+}
+
 /** RESOURCE_EXHAUSTED "authenticated request rate limit exceeded". */
 export class RateLimitedError extends GatewayError {
   override name = "RateLimitedError";
@@ -132,6 +141,7 @@ export class InvalidSubscribeOptionsError extends GatewayError {
 const TYPED: ReadonlyArray<[Code, string, new (c: Code, m: string, r?: number) => GatewayError]> = [
   [Code.FailedPrecondition, "device session is revoked", SessionRevokedError],
   [Code.Unauthenticated, "unknown device session", UnknownSessionError],
+  [Code.Unauthenticated, "session lookup rate limit exceeded", SessionLookupLimitedError],
   [Code.ResourceExhausted, "authenticated request rate limit exceeded", RateLimitedError],
   [Code.ResourceExhausted, "push stream overflowed", StreamOverflowError],
   [Code.Unavailable, "gateway is shutting down", ShuttingDownError],

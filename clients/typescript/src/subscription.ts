@@ -23,6 +23,7 @@ import {
   GatewayError,
   InvalidSubscribeOptionsError,
   RateLimitedError,
+  SessionLookupLimitedError,
   SessionRevokedError,
   UnknownSessionError,
   VerificationError,
@@ -77,6 +78,8 @@ export function isPermanent(error: unknown): boolean {
   if (error instanceof VerificationError) return true;
   // The position is too old to resume from: only a fresh start (after a refetch) helps.
   if (error instanceof EventHistoryGoneError) return true;
+  // UNAUTHENTICATED, but about this address's lookups, not the session: retry later.
+  if (error instanceof SessionLookupLimitedError) return false;
   if (error instanceof GatewayError) {
     return [
       Code.InvalidArgument,

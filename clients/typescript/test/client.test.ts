@@ -15,6 +15,7 @@ import {
   ShuttingDownError,
   StreamOverflowError,
   UnknownSessionError,
+  SessionLookupLimitedError,
   type VerifiedEvent,
   encodeResponse,
   eventSigningInput,
@@ -137,6 +138,7 @@ describe("EdgeClient.call", () => {
   it.each([
     [Code.FailedPrecondition, "FAILED_PRECONDITION", "device session is revoked", SessionRevokedError],
     [Code.Unauthenticated, "UNAUTHENTICATED", "unknown device session", UnknownSessionError],
+    [Code.Unauthenticated, "UNAUTHENTICATED", "session lookup rate limit exceeded", SessionLookupLimitedError],
     [Code.ResourceExhausted, "RESOURCE_EXHAUSTED", "authenticated request rate limit exceeded", RateLimitedError],
     [Code.Unavailable, "UNAVAILABLE", "gateway is shutting down", ShuttingDownError],
   ] as const)("maps %i (%s) %j to its typed error", async (code, name, message, Class) => {
@@ -170,6 +172,7 @@ describe("EdgeClient.events", () => {
           yield await signedEvent(SERVER_TIME_EVENT_TYPE, req.requestId, serverTime());
           if (openings.length === 1) throw new ConnectError("push stream overflowed", Code.ResourceExhausted);
           if (openings.length === 2) throw new ConnectError("gateway is shutting down", Code.Unavailable);
+          if (openings.length === 3) throw new ConnectError("session lookup rate limit exceeded", Code.Unauthenticated);
           yield await signedEvent("lobby.invite.received", "evt-1", new Uint8Array(0));
           throw new ConnectError("device session is revoked", Code.FailedPrecondition);
         },
@@ -191,13 +194,16 @@ describe("EdgeClient.events", () => {
       { initialBackoffMs: 1, random: () => 0.5 },
     );
     await subscription.done;
-    expect(new Set(openings).size).toBe(3);
-    expect(events.map((e) => e.eventType)).toEqual([SERVER_TIME_EVENT_TYPE, SERVER_TIME_EVENT_TYPE, SERVER_TIME_EVENT_TYPE, "lobby.invite.received"]);
+    expect(new Set(openings).size).toBe(4);
+    expect(events.map((e) => e.eventType)).toEqual([
+      SERVER_TIME_EVENT_TYPE, SERVER_TIME_EVENT_TYPE, SERVER_TIME_EVENT_TYPE, SERVER_TIME_EVENT_TYPE, "lobby.invite.received",
+    ]);
     expect(reasons[0]).toBeInstanceOf(StreamOverflowError);
     expect(reasons[1]).toBeInstanceOf(ShuttingDownError);
+    expect(reasons[2]).toBeInstanceOf(SessionLookupLimitedError);
     expect(errors).toHaveLength(1);
     expect(errors[0]).toBeInstanceOf(SessionRevokedError);
-    expect(states).toEqual(["connecting", "open", "reconnecting", "open", "reconnecting", "open", "closed"]);
+    expect(states).toEqual(["connecting", "open", "reconnecting", "open", "reconnecting", "open", "reconnecting", "open", "closed"]);
   });
 
   it("stops on an event that fails verification instead of delivering it", async () => {

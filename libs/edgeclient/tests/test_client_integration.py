@@ -660,6 +660,10 @@ def test_a_rate_limit_reports_its_retry_after_and_is_worth_retrying() -> None:
     revoked = reject(grpc.StatusCode.FAILED_PRECONDITION, "device session is revoked", ())
     assert (revoked.retry_after, revoked.permanent) == (None, True)
     assert not reject(grpc.StatusCode.UNAVAILABLE, "gateway is shutting down", ()).permanent
+    # UNAUTHENTICATED about this address's session lookups, not the session: retry later.
+    lookups = reject(grpc.StatusCode.UNAUTHENTICATED, "session lookup rate limit exceeded", ())
+    assert not lookups.permanent
+    assert reject(grpc.StatusCode.UNAUTHENTICATED, "unknown device session", ()).permanent
 
 
 async def test_a_public_rate_limit_says_when_to_retry() -> None:

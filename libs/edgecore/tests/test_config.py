@@ -59,7 +59,7 @@ SPEC_VARIABLES = {
     "GATEWAY_SHUTDOWN_TIMEOUT",
     *(
         f"GATEWAY_AUTHENTICATED_GRPC_ANTI_ABUSE_{dim}_RATE_LIMIT_{part}"
-        for dim in ("IP", "SESSION", "USER", "MESSAGE_CLASS")
+        for dim in ("IP", "SESSION", "USER", "MESSAGE_CLASS", "SESSION_LOOKUP")
         for part in ("REQUESTS", "WINDOW", "BURST")
     ),
     *(

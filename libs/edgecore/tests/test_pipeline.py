@@ -104,6 +104,7 @@ SETTINGS = load_settings(
         "GATEWAY_BACKEND_GATEWAY_CLIENT_ID": "g",
         "GATEWAY_RESPONSE_SIGNER_PRIVATE_KEY_PEM_PATH": "/k",
         "GATEWAY_AUTHENTICATED_GRPC_ANTI_ABUSE_SESSION_RATE_LIMIT_BURST": "3",
+        "GATEWAY_AUTHENTICATED_GRPC_ANTI_ABUSE_SESSION_LOOKUP_RATE_LIMIT_BURST": "3",
     },
 )
 
@@ -283,6 +284,30 @@ async def test_step8_replay_is_detected_per_session() -> None:
     await h.pipeline.verify(_envelope(device_session_id="ds-2"), "10.0.0.1")
 
 
+async def test_step3_unknown_ids_spend_the_peers_lookup_budget_then_fail_without_a_lookup() -> None:
+    h = Harness()
+    answers = [await h.reject(_envelope(device_session_id=f"random-{n}")) for n in range(6)]
+    assert (
+        answers
+        == [(GrpcCode.UNAUTHENTICATED, "unknown device session")] * 3
+        + [(GrpcCode.UNAUTHENTICATED, "session lookup rate limit exceeded")] * 3
+    )
+    assert h.cache.lookups == 3  # over budget, the backend is not asked
+    # A remembered unknown id costs nothing; a cached session is served as ever.
+    assert await h.reject(_envelope(device_session_id="random-0")) == (
+        GrpcCode.UNAUTHENTICATED,
+        "unknown device session",
+    )
+    await h.cache.get("ds-1")  # the session-events stream or an earlier lookup cached it
+    await h.pipeline.verify(_envelope(), "10.0.0.1")
+    # Another peer has a budget of its own.
+    assert await h.reject(_envelope(device_session_id="random-9"), peer="10.0.0.2") == (
+        GrpcCode.UNAUTHENTICATED,
+        "unknown device session",
+    )
+    assert h.cache.lookups == 5
+
+
 async def test_step8_a_request_signed_before_the_replay_floor_is_stale() -> None:
     """Redis lost its reservations at NOW_MS: what was signed before may have been accepted."""
     h = Harness()
@@ -310,6 +335,7 @@ async def test_step9_rate_limits_per_dimension() -> None:
     )
     assert "authenticated_grpc/session=ds-1" in h.limiter._buckets
     assert {k.split("=")[0] for k in h.limiter._buckets} == {
+        "authenticated_grpc/session_lookup_ip",  # the first request missed the cache
         "authenticated_grpc/ip",
         "authenticated_grpc/session",
         "authenticated_grpc/user",
@@ -383,7 +409,8 @@ async def test_rejected_requests_do_not_consume_rate_limit_tokens() -> None:
     h = Harness()
     for _ in range(10):
         await h.reject(_envelope(OTHER))
-    assert len(h.limiter) == 0
+    # Only the one cache miss spent a token (the lookup budget); step 9 spent none.
+    assert list(h.limiter._buckets) == ["authenticated_grpc/session_lookup_ip=10.0.0.1"]
 
 
 @pytest.mark.parametrize(

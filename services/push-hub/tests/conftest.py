@@ -44,7 +44,7 @@ from galaxy.gateway.v1 import edge_gateway_pb2_grpc as pb_grpc
 SESSION_STREAM = "gateway:session_events"
 RAISED_LIMITS = {
     f"GATEWAY_AUTHENTICATED_GRPC_ANTI_ABUSE_{dim}_RATE_LIMIT_{what}": value
-    for dim in ("IP", "SESSION", "USER", "MESSAGE_CLASS")
+    for dim in ("IP", "SESSION", "USER", "MESSAGE_CLASS", "SESSION_LOOKUP")
     for what, value in (("REQUESTS", "100000"), ("BURST", "10000"))
 }
 

@@ -78,10 +78,15 @@ class GatewayError(EdgeClientError):
         a bad signature or clock, a refused or unrouted call, malformed subscribe options,
         a resume position the event history no longer covers (OUT_OF_RANGE,
         :class:`EventHistoryGoneError`). UNAVAILABLE (a draining gateway, Redis or the
-        event history away), RESOURCE_EXHAUSTED (an overflow, a rate limit) and the rest
-        are worth retrying after a backoff."""
+        event history away), RESOURCE_EXHAUSTED (an overflow, a rate limit), UNAUTHENTICATED
+        "session lookup rate limit exceeded" (this address's lookups, not the session)
+        and the rest are worth retrying after a backoff."""
+        if self.message in _RETRYABLE_MESSAGES:
+            return False
         return self.code_name in _PERMANENT_CODES
 
+
+_RETRYABLE_MESSAGES = frozenset({"session lookup rate limit exceeded"})
 
 _PERMANENT_CODES = frozenset(
     {

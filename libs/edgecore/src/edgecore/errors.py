@@ -89,6 +89,16 @@ class Reject(enum.Enum):
         401,
         "unauthenticated",
     )
+    # Added here (issue 17): a peer IP over its budget of session lookups that missed
+    # the cache. UNAUTHENTICATED like an unknown session, but its own message: a client
+    # behind the same address must retry later, not throw its session away.
+    SESSION_LOOKUP_LIMITED = ErrorSpec(
+        "session_lookup_limited",
+        GrpcCode.UNAUTHENTICATED,
+        "session lookup rate limit exceeded",
+        401,
+        "unauthenticated",
+    )
     REVOKED_SESSION = ErrorSpec(
         "revoked_session",
         GrpcCode.FAILED_PRECONDITION,

@@ -5,7 +5,9 @@
 * A miss asks the ``SessionSource`` (the backend's session lookup) once:
   concurrent misses for one id share that single call.
 * Unknown ids are remembered for ``negative_ttl`` so a flood of random ids
-  cannot become a flood of backend calls.
+  cannot become a flood of backend calls; a caller may also pass
+  ``admit_lookup``, asked before each new backend call (the pipeline's
+  per-peer budget of misses), which refuses with ``SessionLookupRefusedError``.
 * Session-events snapshots (``apply``) replace entries at once, revocations
   included, so revoked sessions are rejected at the edge without a backend
   round trip; the TTL is the safety net for a missed event.
@@ -35,6 +37,7 @@ __all__ = [
     "InProcessSessionCache",
     "SessionCache",
     "SessionCacheUnavailableError",
+    "SessionLookupRefusedError",
     "SessionSource",
     "decode_public_key",
 ]
@@ -44,6 +47,10 @@ _NEGATIVE_MAX: Final = 50_000
 
 class SessionCacheUnavailableError(Exception):
     """The session could not be resolved (backend down, bad answer): fail closed."""
+
+
+class SessionLookupRefusedError(Exception):
+    """A miss that would have asked the backend, refused by the caller's ``admit_lookup``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +77,12 @@ class SessionSource(Protocol):
 
 
 class SessionCache(Protocol):
-    async def get(self, device_session_id: str) -> CachedSession | None:
-        """The session, None when unknown; raises SessionCacheUnavailableError."""
+    async def get(
+        self, device_session_id: str, *, admit_lookup: Callable[[], bool] | None = None
+    ) -> CachedSession | None:
+        """The session, None when unknown; raises SessionCacheUnavailableError, and
+        SessionLookupRefusedError when a backend call was needed and ``admit_lookup``
+        said no (hits, remembered unknowns and joined lookups never ask it)."""
         ...
 
 
@@ -98,7 +109,9 @@ class InProcessSessionCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def get(self, device_session_id: str) -> CachedSession | None:
+    async def get(
+        self, device_session_id: str, *, admit_lookup: Callable[[], bool] | None = None
+    ) -> CachedSession | None:
         now = self._clock()
         hit = self._entries.get(device_session_id)
         if hit is not None:
@@ -113,6 +126,8 @@ class InProcessSessionCache:
             del self._negative[device_session_id]
         pending = self._inflight.get(device_session_id)
         if pending is None:
+            if admit_lookup is not None and not admit_lookup():
+                raise SessionLookupRefusedError(device_session_id[:64])
             pending = asyncio.get_running_loop().create_future()
             self._inflight[device_session_id] = pending
             asyncio.get_running_loop().create_task(self._load(device_session_id, pending))

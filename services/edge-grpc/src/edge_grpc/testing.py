@@ -460,7 +460,7 @@ def raised_rate_limits(value: int = 1_000_000) -> dict[str, str]:
     """GATEWAY_AUTHENTICATED_GRPC_ANTI_ABUSE_* budgets high enough for tests and benchmarks."""
     return {
         f"GATEWAY_AUTHENTICATED_GRPC_ANTI_ABUSE_{dimension}_RATE_LIMIT_{knob}": str(value)
-        for dimension in ("IP", "SESSION", "USER", "MESSAGE_CLASS")
+        for dimension in ("IP", "SESSION", "USER", "MESSAGE_CLASS", "SESSION_LOOKUP")
         for knob in ("REQUESTS", "BURST")
     }
 

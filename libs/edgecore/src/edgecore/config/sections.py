@@ -230,9 +230,19 @@ class AuthenticatedAntiAbuseSettings(Section):
         duration("1m"), alias=_A + "MESSAGE_CLASS_RATE_LIMIT_WINDOW"
     )
     message_class_burst: PositiveInt = Field(20, alias=_A + "MESSAGE_CLASS_RATE_LIMIT_BURST")
+    # Added here (docs/threat-model.md): per peer IP, the session lookups that miss the
+    # cache and would ask the backend, so random device_session_ids cannot become
+    # backend load. Over budget: UNAUTHENTICATED "session lookup rate limit exceeded".
+    session_lookup_requests: PositiveInt = Field(
+        60, alias=_A + "SESSION_LOOKUP_RATE_LIMIT_REQUESTS"
+    )
+    session_lookup_window: PositiveDuration = Field(
+        duration("1m"), alias=_A + "SESSION_LOOKUP_RATE_LIMIT_WINDOW"
+    )
+    session_lookup_burst: PositiveInt = Field(20, alias=_A + "SESSION_LOOKUP_RATE_LIMIT_BURST")
 
     def policy(
-        self, dimension: Literal["ip", "session", "user", "message_class"]
+        self, dimension: Literal["ip", "session", "user", "message_class", "session_lookup"]
     ) -> RateLimitPolicy:
         return RateLimitPolicy(
             requests=getattr(self, f"{dimension}_requests"),

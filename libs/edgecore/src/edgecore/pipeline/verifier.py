@@ -5,7 +5,8 @@ Envelope fields and the peer address go in; a ``VerifiedRequest`` or an
 
 1. envelope fields        -> INVALID_ARGUMENT
 2. protocol_version "v1"  -> FAILED_PRECONDITION
-3. session lookup         -> UNAVAILABLE "session cache is unavailable"
+3. session lookup         -> UNAVAILABLE "session cache is unavailable"; a miss over the
+                             peer IP's lookup budget -> UNAUTHENTICATED (added here)
 4. unknown / revoked      -> UNAUTHENTICATED / FAILED_PRECONDITION
 5. payload_hash           -> INVALID_ARGUMENT (two messages)
 6. Ed25519 signature      -> UNAUTHENTICATED (malformed cached key: UNAVAILABLE)
@@ -33,7 +34,12 @@ from edgecore.errors import EdgeError, Reject
 from edgecore.pipeline.envelope import Envelope, validate_envelope
 from edgecore.ratelimit import RateLimiter
 from edgecore.replay import ReplayStoreUnavailableError, Reservation
-from edgecore.session_cache import CachedSession, SessionCache, SessionCacheUnavailableError
+from edgecore.session_cache import (
+    CachedSession,
+    SessionCache,
+    SessionCacheUnavailableError,
+    SessionLookupRefusedError,
+)
 from edgecore.signing import PAYLOAD_HASH_SIZE, payload_hash_matches, request_signing_input
 from edgecore.signing import verify_signature as ed25519_verify
 
@@ -113,6 +119,7 @@ class VerificationPipeline:
             ("user", anti_abuse.policy("user")),
             ("message_class", anti_abuse.policy("message_class")),
         )
+        self._lookup_limit = anti_abuse.policy("session_lookup")
 
     async def verify(
         self, envelope: Envelope, peer_ip: str, *, expected_message_type: str | None = None
@@ -120,7 +127,7 @@ class VerificationPipeline:
         validate_envelope(envelope, expected_message_type=expected_message_type)  # 1
         if envelope.protocol_version != PROTOCOL_VERSION:  # 2
             raise EdgeError(Reject.UNSUPPORTED_PROTOCOL)
-        session = await self._session(envelope.device_session_id)  # 3, 4
+        session = await self._session(envelope.device_session_id, peer_ip)  # 3, 4
         self._check_payload_and_signature(envelope, session)  # 5, 6
         await self._check_freshness_and_reserve(envelope)  # 7, 8
         self._apply_rate_limits(envelope, session, peer_ip)  # 9
@@ -129,11 +136,19 @@ class VerificationPipeline:
             raise EdgeError(Reject.POLICY_DENIED)
         return verified
 
-    async def _session(self, device_session_id: str) -> CachedSession:
+    async def _session(self, device_session_id: str, peer_ip: str) -> CachedSession:
+        def admit_lookup() -> bool:
+            # Only misses that would reach the backend spend it: legitimate traffic,
+            # served from the cache, keeps the spec's step order untouched.
+            key = f"authenticated_grpc/session_lookup_ip={peer_ip}"
+            return self._limiter.acquire(key, self._lookup_limit) <= 0
+
         try:
-            session = await self._sessions.get(device_session_id)
+            session = await self._sessions.get(device_session_id, admit_lookup=admit_lookup)
         except SessionCacheUnavailableError:
             raise EdgeError(Reject.SESSION_CACHE_UNAVAILABLE) from None
+        except SessionLookupRefusedError:
+            raise EdgeError(Reject.SESSION_LOOKUP_LIMITED) from None
         if session is None:
             raise EdgeError(Reject.UNKNOWN_SESSION)
         if session.record.revoked:
