@@ -214,11 +214,75 @@ async def test_public_auth_error_is_projected(backend: Start) -> None:
 
     with pytest.raises(BackendApiError) as err:
         await (await backend(handler)).send_email_code("a@b.c", "de")
-    assert (err.value.status, err.value.code, err.value.message) == (
+    assert (err.value.status, err.value.code, err.value.message, err.value.retry_after) == (
         429,
         "too_many_attempts",
         "slow down",
+        None,
     )
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("120", 120),
+        (" 7 ", 7),
+        ("0", 1),  # "retry at once" still waits a second
+        ("3600", 3600),
+        ("3601", 3600),  # clamped to MAX_RETRY_AFTER_SECONDS (1 h)
+        ("00042", 42),
+        ("99999999999999999999999", 3600),
+        (None, None),
+        ("", None),
+        ("-5", None),
+        ("1.5", None),
+        ("abc", None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", None),  # HTTP-date: not used by the backend
+    ],
+)
+async def test_backend_retry_after_rides_on_the_api_error(
+    header: str | None, expected: int | None, backend: Start
+) -> None:
+    body = {"error": {"code": "too_many_attempts", "message": "slow down"}}
+    headers = {} if header is None else {"Retry-After": header}
+
+    def handler(_: Sent) -> Answer:
+        return Answer(429, json.dumps(body).encode(), "application/json", headers)
+
+    with pytest.raises(BackendApiError) as err:
+        await (await backend(handler)).send_email_code("a@b.c", "en")
+    assert (err.value.status, err.value.code, err.value.retry_after) == (
+        429,
+        "too_many_attempts",
+        expected,
+    )
+
+
+async def test_repeated_retry_after_is_ignored(backend: Start) -> None:
+    async def serve(request: web.Request) -> web.Response:
+        response = web.json_response(
+            {"error": {"code": "too_many_attempts", "message": "x"}}, status=429
+        )
+        response.headers.add("Retry-After", "5")
+        response.headers.add("Retry-After", "50")
+        return response
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", serve)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    client = BackendClient(
+        base_url=f"http://127.0.0.1:{runner.addresses[0][1]}", timeout=timedelta(seconds=5)
+    )
+    try:
+        with pytest.raises(BackendApiError) as err:
+            await client.send_email_code("a@b.c", "en")
+        assert (err.value.status, err.value.retry_after) == (429, None)  # ambiguous: absent
+    finally:
+        await client.aclose()
+        await runner.cleanup()
 
 
 async def test_command_round_trip_sends_context_headers(backend: Start) -> None:

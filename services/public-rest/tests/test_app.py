@@ -96,6 +96,15 @@ async def test_confirm_email_code_forwards_the_fields(
         (SEND, {"json": {}}, "email is required"),
         (SEND, {"content": b"{oops", "headers": {"content-type": "application/json"}},
          "request body must be valid JSON"),
+        (SEND, {"content": '{"email":"a@b.org"}'.encode("utf-16-le")},
+         "request body must be valid JSON"),
+        (SEND, {"content": '{"email":"a@b.org"}'.encode("utf-16-be")},
+         "request body must be valid JSON"),
+        (SEND, {"content": '{"email":"a@b.org"}'.encode("utf-32")},
+         "request body must be valid JSON"),
+        (SEND, {"content": '{"email":"a@b.org"}'.encode("utf-8-sig"),
+                "headers": {"content-type": "application/json; charset=utf-8"}},
+         "request body must be valid JSON"),
         (SEND, {"content": b'{"email":"a@b.org"}', "headers": {"content-type": "text/plain"}},
          "Content-Type must be application/json"),
         (SEND, {"data": {"email": "a@b.org"}}, "Content-Type must be application/json"),
@@ -316,6 +325,21 @@ async def test_upstream_outcomes_are_projected(
     assert "secret detail" not in response.text
 
 
+async def test_projected_upstream_429_carries_retry_after(
+    make_app: Callable[..., PublicRestApp], fake_auth: FakeAuth
+) -> None:
+    async with asgi_client(make_app()) as client:
+        fake_auth.confirm_result = AuthServiceError(429, "too_many_attempts", "slow", 17)
+        own = await client.post(CONFIRM, json=CONFIRM_BODY)
+        fake_auth.confirm_result = AuthServiceError(429, "too_many_attempts", "slow")
+        default = await client.post(CONFIRM, json={**CONFIRM_BODY, "challenge_id": "ch_2"})
+    assert error_of(own) == (429, "too_many_attempts", "slow")
+    assert own.headers["retry-after"] == "17"
+    assert len(own.headers["x-request-id"]) == 32
+    assert error_of(default) == (429, "too_many_attempts", "slow")
+    assert default.headers["retry-after"] == "60"  # DEFAULT_UPSTREAM_RETRY_AFTER_SECONDS
+
+
 async def test_upstream_timeout_is_service_unavailable(
     make_app: Callable[..., PublicRestApp], fake_auth: FakeAuth
 ) -> None:
@@ -410,6 +434,58 @@ async def test_repeated_failures_emit_one_audit_line_per_doubling(
     for record in caplog.records:
         assert "victim" not in record.getMessage()
         assert "victim" not in json.dumps({k: str(v) for k, v in record.__dict__.items()})
+
+
+async def test_body_that_breaks_off_is_400_with_one_log_line(
+    make_app: Callable[..., PublicRestApp],
+    fake_auth: FakeAuth,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Granian's receive() answers http.disconnect when hyper refuses the chunked
+    # framing or the body hits EOF early: the edge answers the catalog's 400.
+    messages = iter(
+        [
+            {"type": "http.request", "body": b'{"email":', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": SEND,
+        "raw_path": SEND.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"gw"), (b"transfer-encoding", b"chunked")],
+        "client": ("203.0.113.9", 40000),
+    }
+    app = make_app()
+    with caplog.at_level(logging.INFO, logger="public_rest.edge"):
+        await app.asgi(scope, receive, send)
+    start, body = sent
+    headers = dict(start["headers"])
+    assert start["status"] == 400
+    assert headers[b"content-type"] == b"application/json"
+    assert json.loads(body["body"]) == {
+        "error": {"code": "invalid_request", "message": "request is malformed"}
+    }
+    [line] = [r for r in caplog.records if r.name == "public_rest.edge"]
+    assert line.levelno == logging.INFO
+    assert line.getMessage() == "request body ended before its framing was complete"
+    assert line.__dict__["request_id"] == headers[b"x-request-id"].decode()
+    assert line.__dict__["received_bytes"] == 9
+    assert fake_auth.calls == []
+    assert (
+        'gateway_public_http_malformed_requests_total{field="body",route_class="public_auth"} 1.0'
+        in app.metrics.render().decode()
+    )
 
 
 async def test_websocket_is_refused(make_app: Callable[..., PublicRestApp]) -> None:

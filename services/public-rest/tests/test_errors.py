@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
+from aiohttp import web
 
+from edgecore.backend.client import BackendClient
 from edgecore.errors import Reject
-from public_rest.auth import AuthServiceError, project_auth_error
+from public_rest.auth import (
+    AuthServiceError,
+    BackendAuthServiceClient,
+    project_auth_error,
+)
 from public_rest.errors import (
     PublicError,
     default_code_for_status,
     default_message_for_status,
     error_body,
 )
+from public_rest.testing import CONFIRM
 
 
 @pytest.mark.parametrize(
@@ -43,6 +51,57 @@ def test_projection_normalizes_blank_and_invalid_fields(
 ) -> None:
     projected = project_auth_error(error)
     assert (projected.status, projected.code, projected.message) == expected
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "header"),
+    [
+        (17, "17"),  # the upstream's own value
+        (None, "60"),  # none: DEFAULT_UPSTREAM_RETRY_AFTER_SECONDS
+        (0, "1"),
+        (7200, "3600"),  # at most an hour
+        (-3, "60"),
+        ("5", "60"),
+        (True, "60"),
+    ],
+)
+def test_projected_429_always_carries_retry_after(retry_after: object, header: str) -> None:
+    error = AuthServiceError(429, "too_many_attempts", "slow down", retry_after)  # type: ignore[arg-type]
+    projected = project_auth_error(error)
+    assert (projected.status, projected.code, projected.message) == (
+        429,
+        "too_many_attempts",
+        "slow down",
+    )
+    assert projected.headers == {"Retry-After": header}
+
+
+def test_only_a_projected_429_carries_retry_after() -> None:
+    for status in (400, 404, 410, 503):
+        assert project_auth_error(AuthServiceError(status, "x", "y", 30)).headers == {}
+
+
+async def test_backend_adapter_passes_the_backends_retry_after_on() -> None:
+    async def too_many(_: web.Request) -> web.Response:
+        body = {"error": {"code": "too_many_attempts", "message": "slow down"}}
+        return web.json_response(body, status=429, headers={"Retry-After": "42"})
+
+    app = web.Application()
+    app.router.add_post(CONFIRM, too_many)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    backend = BackendClient(
+        base_url=f"http://127.0.0.1:{runner.addresses[0][1]}", timeout=timedelta(seconds=5)
+    )
+    try:
+        with pytest.raises(AuthServiceError) as err:
+            await BackendAuthServiceClient(backend).confirm_email_code("ch", "1", "k", "UTC")
+    finally:
+        await backend.aclose()
+        await runner.cleanup()
+    assert err.value == AuthServiceError(429, "too_many_attempts", "slow down", 42)
+    assert project_auth_error(err.value).headers == {"Retry-After": "42"}
 
 
 def test_projection_bounds_the_message() -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -192,6 +195,40 @@ def test_auth_flow_through_the_mock_backend(
     ):
         assert secret not in log, secret
     assert log_lines(gateway), "the gateway logs JSON lines"
+
+
+def test_upstream_429_gets_retry_after(
+    gateway_factory: GatewayFactory, mock_backend: MockBackend
+) -> None:
+    # The mock backend answers 429 too_many_attempts without Retry-After, so the
+    # gateway adds its documented default (the backend's own value is carried
+    # through when it sends one: libs/edgecore/tests/test_backend_client.py).
+    gateway = gateway_factory(
+        backend_url=mock_backend.base_url,
+        env={
+            P + "CONFIRM_EMAIL_CODE_IDENTITY_RATE_LIMIT_BURST": "20",
+            P + "CONFIRM_EMAIL_CODE_IDENTITY_RATE_LIMIT_REQUESTS": "20",
+        },
+    )
+    with gateway.client() as client:
+        sent = client.post(SEND, json={"email": "mallory@example.org"})
+        assert sent.status_code == 200, sent.text
+        wrong = {
+            "challenge_id": sent.json()["challenge_id"],
+            "code": "000000",
+            "client_public_key": public_key(3),
+            "time_zone": "UTC",
+        }
+        for _ in range(4):
+            assert error_of(client.post(CONFIRM, json=wrong))[:2] == (400, "invalid_code")
+        limited = client.post(CONFIRM, json=wrong)
+    assert error_of(limited) == (
+        429,
+        "too_many_attempts",
+        "too many wrong codes for this challenge; request a new code",
+    )
+    assert limited.headers["retry-after"] == "60"
+    assert len(limited.headers["x-request-id"]) == 32
 
 
 def test_upstream_latency_above_the_auth_timeout_is_503_within_the_bound(
@@ -391,3 +428,130 @@ def test_static_directory_behind_the_edge(gateway_factory: GatewayFactory, tmp_p
         assert error_of(client.post("/assets/app.js"))[:2] == (405, "method_not_allowed")
         assert error_of(client.request("GET", "/", content=b"x"))[:2] == (413, "request_too_large")
     assert 'result="ok",route_class="browser_asset",status="200"' in metrics(gateway)
+
+
+# --- raw HTTP/1.1 on a socket: what no well-behaved client library sends -------
+
+
+def raw_exchange(gateway: Process, data: bytes, *, half_close: bool = False) -> bytes:
+    """Send ``data`` on a fresh connection and read until the server closes it."""
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+        # A huge head may be answered and closed before it is all sent: read the answer.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(data)
+        if half_close:  # the body ends early: EOF from the client
+            sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def parse_answer(answer: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(status_line.split(" ")[1]), headers, body
+
+
+def test_broken_chunked_body_is_400_from_the_catalog(gateway_factory: GatewayFactory) -> None:
+    gateway = gateway_factory(log_level="info")
+    head = (
+        f"POST {SEND} HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    request_ids = []
+    for body, half_close in [
+        (b"zz\r\n", False),  # not a chunk size
+        (b"ffffffffffffffffffff\r\n", False),  # a chunk size past 64 bits
+        (b'5\r\n{"ema', True),  # EOF inside a chunk
+    ]:
+        status, headers, payload = parse_answer(
+            raw_exchange(gateway, head + body, half_close=half_close)
+        )
+        assert status == 400, payload
+        assert headers["content-type"] == "application/json"
+        assert json.loads(payload) == {
+            "error": {"code": "invalid_request", "message": "request is malformed"}
+        }
+        assert re.fullmatch(r"[0-9a-f]{32}", headers["x-request-id"])
+        request_ids.append(headers["x-request-id"])
+    family = "gateway_public_http_malformed_requests_total"
+    assert family + '{field="body",route_class="public_auth"} 3.0' in metrics(gateway)
+    assert gateway.stop() == 0
+    lines = [
+        line
+        for line in log_lines(gateway)
+        if line.get("msg") == "request body ended before its framing was complete"
+    ]
+    assert [line["request_id"] for line in lines] == request_ids
+    assert [line["received_bytes"] for line in lines] == [0, 0, 5]
+    assert all(line["level"] == "info" and line["route_class"] == "public_auth" for line in lines)
+    assert '{"ema' not in gateway.log()
+
+
+def test_granian_answers_malformed_heads_itself(gateway_factory: GatewayFactory) -> None:
+    # hyper refuses these heads before Granian calls the app, so they carry no
+    # X-Request-Id and no JSON body (docs/public-rest.md, "Answered by Granian").
+    # This pins Granian 2.8's behaviour: an upgrade that changes it fails here.
+    gateway = gateway_factory(log_level="info")
+    host = b"Host: gw\r\n"
+
+    def fields(count: int) -> bytes:  # Host and Connection make two more
+        return b"".join(b"X-F%d: 1\r\n" % i for i in range(count))
+
+    cases = [
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"GET /healthz HTTP/9.9\r\n" + host + b"\r\n", 400),
+        (b"GET /healthz HTTP/1.1\r\n" + host + b"Bad Name: 1\r\n\r\n", 400),
+        (b"POST " + SEND.encode() + b" HTTP/1.1\r\n" + host + b"Content-Length: x\r\n\r\n", 400),
+        (b"GET /" + b"a" * 65534 + b" HTTP/1.1\r\n" + host + b"\r\n", 414),
+        (
+            b"GET /healthz HTTP/1.1\r\n" + host + b"Connection: close\r\n" + fields(99) + b"\r\n",
+            431,
+        ),
+        (b"GET /healthz HTTP/1.1\r\n" + host + b"X-Big: " + b"a" * (1 << 20) + b"\r\n\r\n", 431),
+    ]
+    for data, expected in cases:
+        status, headers, body = parse_answer(raw_exchange(gateway, data))
+        assert (status, body) == (expected, b""), data[:40]
+        assert "x-request-id" not in headers
+        assert headers["connection"] == "close"
+    # just inside the limits the app answers (and stamps its request id)
+    for data, expected in [
+        (b"GET /" + b"a" * 65533 + b" HTTP/1.1\r\n" + host + b"Connection: close\r\n\r\n", 404),
+        (
+            b"GET /healthz HTTP/1.1\r\n" + host + b"Connection: close\r\n" + fields(98) + b"\r\n",
+            200,
+        ),
+    ]:
+        status, headers, _ = parse_answer(raw_exchange(gateway, data))
+        assert status == expected
+        assert re.fullmatch(r"[0-9a-f]{32}", headers["x-request-id"])
+
+
+def test_idle_keep_alive_ends_at_the_header_timeout(gateway_factory: GatewayFactory) -> None:
+    # Granian 2.8 has no HTTP/1.1 idle timeout; hyper's header-read timer runs
+    # while a kept-alive connection waits for its next request, so the connection
+    # closes (silently) READ_HEADER_TIMEOUT after the last answer, not after
+    # IDLE_TIMEOUT. An upgrade that adds an idle timeout or changes this fails here.
+    gateway = gateway_factory(
+        env={
+            "GATEWAY_PUBLIC_HTTP_READ_HEADER_TIMEOUT": "600ms",
+            "GATEWAY_PUBLIC_HTTP_IDLE_TIMEOUT": "1m",
+        }
+    )
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+        for _ in range(2):  # the connection is kept alive between requests
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b'{"status":"ok"}'):
+                answer += sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+        idle_since = time.monotonic()
+        assert sock.recv(65536) == b""  # closed without an answer
+        idle = time.monotonic() - idle_since
+    assert 0.3 < idle < 3.0, idle  # 600 ms, far from the minute

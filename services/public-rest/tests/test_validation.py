@@ -98,12 +98,29 @@ def test_send_email_code_body() -> None:
         (b'{"email": "a@b.org", "email": "c@d.org"}', "email", "email must appear only once"),
         (b'{"email": NaN}', "body", "request body must be valid JSON"),
         (b"[" * 100000, "body", "request body must be valid JSON"),
+        (b'{"email": "a\xff@b.org"}', "body", "request body must be valid JSON"),
+        # a UTF-16 surrogate encoded as UTF-8 (json.loads on bytes let it through)
+        (b'{"email": "\xed\xa0\x80@b.org"}', "body", "request body must be valid JSON"),
     ],
 )
 def test_send_email_code_problems(raw: bytes, field: str, message: str) -> None:
     with pytest.raises(ValidationProblem) as info:
         parse_send_email_code(raw)
     assert (info.value.field, info.value.message) == (field, message)
+
+
+@pytest.mark.parametrize(
+    "encoding",
+    ["utf-16-le", "utf-16-be", "utf-16", "utf-32-le", "utf-32-be", "utf-32", "utf-8-sig"],
+)
+def test_only_utf8_without_bom_is_json(encoding: str) -> None:
+    # json.loads on bytes would detect every one of these and accept the body.
+    text = '{"email": "a@b.org"}'
+    assert json.loads(text.encode(encoding)) == {"email": "a@b.org"}
+    with pytest.raises(ValidationProblem) as info:
+        parse_send_email_code(text.encode(encoding))
+    assert (info.value.field, info.value.message) == ("body", "request body must be valid JSON")
+    assert parse_send_email_code(text.encode()).email == "a@b.org"
 
 
 def test_unknown_field_with_odd_name_is_reported_as_body() -> None:

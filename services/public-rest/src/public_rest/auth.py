@@ -4,7 +4,8 @@ the call wrapper that bounds every call and projects every failure onto the cont
 * every call runs under ``GATEWAY_PUBLIC_AUTH_UPSTREAM_TIMEOUT``; when it expires the
   answer is ``503 service_unavailable``;
 * ``AuthServiceError`` (a client-safe upstream error) is projected as its status,
-  code and message after normalisation (``project_auth_error``);
+  code and message after normalisation (``project_auth_error``); a projected 429
+  carries the upstream's ``Retry-After`` or ``DEFAULT_UPSTREAM_RETRY_AFTER_SECONDS``;
 * ``AuthServiceUnavailableError`` (upstream unreachable, or none wired) is 503;
 * anything else fails closed as ``500 internal_error``.
 """
@@ -20,6 +21,7 @@ from datetime import timedelta
 from typing import Final, Protocol, TypeVar
 
 from edgecore.backend.client import (
+    MAX_RETRY_AFTER_SECONDS,
     BackendApiError,
     BackendClient,
     BackendUnavailableError,
@@ -28,6 +30,7 @@ from edgecore.errors import Reject
 from public_rest.errors import PublicError, default_code_for_status, default_message_for_status
 
 __all__ = [
+    "DEFAULT_UPSTREAM_RETRY_AFTER_SECONDS",
     "MAX_PROJECTED_MESSAGE_LENGTH",
     "AuthCaller",
     "AuthServiceClient",
@@ -42,16 +45,25 @@ _log = logging.getLogger("public_rest.auth")
 _CODE: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]+")
 MAX_PROJECTED_MESSAGE_LENGTH: Final = 512
+# Retry-After of a projected 429 whose upstream gave none (or an invalid one): the
+# contract requires the header on every 429, and a minute keeps a client that obeys
+# it off the backend without locking a person out for long (docs/public-rest.md).
+DEFAULT_UPSTREAM_RETRY_AFTER_SECONDS: Final = 60
 T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
 class AuthServiceError(Exception):
-    """A client-safe upstream error: projected to the caller after normalisation."""
+    """A client-safe upstream error: projected to the caller after normalisation.
+
+    ``retry_after``: the upstream's own Retry-After in whole seconds, if it sent a
+    valid one (the backend adapter passes ``BackendApiError.retry_after`` on).
+    """
 
     status: int
     code: str
     message: str
+    retry_after: int | None = None
 
     def __str__(self) -> str:
         return f"auth service error {self.status}"
@@ -97,7 +109,7 @@ class BackendAuthServiceClient:
         try:
             return await self._backend.send_email_code(email, preferred_language)
         except BackendApiError as exc:
-            raise AuthServiceError(exc.status, exc.code, exc.message) from None
+            raise AuthServiceError(exc.status, exc.code, exc.message, exc.retry_after) from None
         except BackendUnavailableError as exc:
             raise AuthServiceUnavailableError(str(exc)) from None
 
@@ -109,7 +121,7 @@ class BackendAuthServiceClient:
                 challenge_id, code, client_public_key, time_zone
             )
         except BackendApiError as exc:
-            raise AuthServiceError(exc.status, exc.code, exc.message) from None
+            raise AuthServiceError(exc.status, exc.code, exc.message, exc.retry_after) from None
         except BackendUnavailableError as exc:
             raise AuthServiceUnavailableError(str(exc)) from None
 
@@ -126,7 +138,10 @@ def project_auth_error(error: AuthServiceError) -> PublicError:
       (400 invalid_request, 404 not_found, 429 rate_limited, 503
       service_unavailable, other 4xx invalid_request, other 5xx internal_error, ...);
     * message blank: the default message of the status; otherwise trimmed, control
-      characters folded to a space, cut at ``MAX_PROJECTED_MESSAGE_LENGTH``.
+      characters folded to a space, cut at ``MAX_PROJECTED_MESSAGE_LENGTH``;
+    * 429: ``Retry-After`` is the upstream's value clamped to 1 s..1 h, or
+      ``DEFAULT_UPSTREAM_RETRY_AFTER_SECONDS`` when it gave none (or a negative
+      or non-integer one); no other status gets one.
     """
     status = error.status
     if not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599:
@@ -138,7 +153,18 @@ def project_auth_error(error: AuthServiceError) -> PublicError:
     message = _CONTROL.sub(" ", message).strip()[:MAX_PROJECTED_MESSAGE_LENGTH].strip()
     if not message:
         message = default_message_for_status(status)
-    return PublicError(status, code, message, reason="auth_service_error")
+    headers = None
+    if status == 429:
+        headers = {"Retry-After": str(_retry_after_seconds(error.retry_after))}
+    return PublicError(status, code, message, reason="auth_service_error", headers=headers)
+
+
+def _retry_after_seconds(value: object) -> int:
+    # The backend client validated and clamped it already; any other AuthServiceClient
+    # is held to the same bounds here.
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        return DEFAULT_UPSTREAM_RETRY_AFTER_SECONDS
+    return min(max(value, 1), MAX_RETRY_AFTER_SECONDS)
 
 
 class AuthCaller:

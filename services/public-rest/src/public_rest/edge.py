@@ -11,7 +11,8 @@ Every HTTP request, whatever its path, goes through the same steps in order:
    and refused with ``413`` as soon as it passes the limit, all within
    ``GATEWAY_PUBLIC_HTTP_READ_TIMEOUT`` from the request's start. A refused body
    is never buffered; at most 64 KiB more of it is read and discarded (0.5 s at
-   most) so that the client can read the 413 before the connection closes;
+   most) so that the client can read the 413 before the connection closes. A
+   body whose framing breaks (``http.disconnect`` before its end) is ``400``;
 5. dispatch: browser classes to the browser handler, the rest to Litestar, which
    sees the already-read body.
 
@@ -245,9 +246,6 @@ class PublicEdge:
         except PublicError as error:
             await self._reject(send, error, context, head)
             return
-        except _ClientGone:
-            context.result = "client_disconnected"
-            return
 
         if route_class in (BROWSER_BOOTSTRAP, BROWSER_ASSET):
             await self.browser(scope, receive, send)
@@ -273,7 +271,7 @@ class PublicEdge:
                 while True:
                     message = await receive()
                     if message["type"] == "http.disconnect":
-                        raise _ClientGone
+                        raise _broken_body(context, total)
                     chunk = message.get("body", b"")
                     total += len(chunk)
                     if total > limit:
@@ -361,8 +359,30 @@ class PublicEdge:
             )
 
 
-class _ClientGone(Exception):
-    pass
+def _broken_body(context: RequestContext, received: int) -> PublicError:
+    """The body ended before its framing did: ``400 invalid_request``, one log line.
+
+    Granian answers ``http.disconnect`` from ``receive()`` both when the client
+    vanished mid-body and when hyper refused the body's framing (a chunk size
+    such as ``zz`` or one past 64 bits, a body cut short by EOF); the app cannot
+    tell which. Answering nothing made Granian send its own text/plain 500; the
+    catalog's 400 reaches a client that is still there and is dropped otherwise.
+    The line carries fixed fields only (no bytes of the request), and the
+    per-IP bucket checked before any body is read bounds how often one peer
+    can cause it.
+    """
+    context.extra["field"] = "body"
+    _log.info(
+        "request body ended before its framing was complete",
+        extra={
+            "request_id": context.request_id,
+            "route_class": context.route_class,
+            "route": context.route,
+            "method": context.method,
+            "received_bytes": received,
+        },
+    )
+    return PublicError.of(Reject.MALFORMED_REQUEST)
 
 
 async def _drain(receive: Receive) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import functools
 import json
 import re
@@ -94,9 +95,18 @@ def parse_json_object(body: bytes, fields: tuple[str, ...]) -> dict[str, Any]:
     """The body as a JSON object with only ``fields`` (duplicates and NaN rejected)."""
     if not body.strip():
         raise ValidationProblem("body", "request body must be a JSON object")
+    # Strict UTF-8 without a byte order mark (RFC 8259 8.1). json.loads on bytes
+    # would guess UTF-16/32 from the first bytes and skip a UTF-8 BOM, so the body
+    # is decoded here and json.loads sees text, where a BOM is an error.
+    if body.startswith(codecs.BOM_UTF8):
+        raise ValidationProblem("body", "request body must be valid JSON")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationProblem("body", "request body must be valid JSON") from None
     try:
         data = json.loads(
-            body,
+            text,
             object_pairs_hook=_no_duplicates,
             parse_constant=_reject_constant,
         )

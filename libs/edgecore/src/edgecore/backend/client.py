@@ -7,7 +7,8 @@ that callers map onto the edge contract:
 * ``BackendUnavailableError``: connect errors, timeouts, 5xx without a usable
   error body, and anything else that says "the backend is not there";
 * ``BackendApiError``: a 4xx/5xx with a well-formed ``{"error": {code, message}}``
-  body (business errors, auth errors);
+  body (business errors, auth errors), with the answer's ``Retry-After`` when it
+  is valid delta-seconds;
 * ``BackendContractError``: an answer that breaks the contract (not JSON, wrong
   shape) - an internal error, never shown to clients in detail.
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
@@ -49,11 +50,18 @@ __all__ = [
     "BackendClient",
     "BackendContractError",
     "BackendUnavailableError",
+    "MAX_RETRY_AFTER_SECONDS",
     "build_backend_client",
 ]
 
 _JSON: Final = "application/json"
 _CODE: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
+# Retry-After as delta-seconds (RFC 9110 10.2.3); the HTTP-date form is not used
+# between the gateway and the backend and counts as absent.
+_DELTA_SECONDS: Final = re.compile(r"[0-9]+")
+# A backend's Retry-After is clamped into [1 s, 1 h]: callers pass it on to
+# clients, and neither "retry at once" nor a day-long lock-out is a sane hint.
+MAX_RETRY_AFTER_SECONDS: Final = 3600
 # A backend that refuses a large body (413) answers before the upload instead of
 # closing mid-upload, which the gateway could only report as unavailable.
 _EXPECT_CONTINUE_ABOVE: Final = 64 * 1024
@@ -73,11 +81,16 @@ class BackendContractError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class BackendApiError(Exception):
-    """A structured error answer: ``{"error": {"code", "message"}}`` with a 4xx/5xx status."""
+    """A structured error answer: ``{"error": {"code", "message"}}`` with a 4xx/5xx status.
+
+    ``retry_after`` is the answer's ``Retry-After`` in whole seconds, clamped to
+    1..``MAX_RETRY_AFTER_SECONDS``, or None when the header is absent or invalid.
+    """
 
     status: int
     code: str
     message: str
+    retry_after: int | None = None
 
     def __str__(self) -> str:
         return f"backend error {self.status} {self.code}"
@@ -229,11 +242,12 @@ class BackendClient:
                 if (response.content_length or 0) > MAX_ANSWER_BYTES:
                     raise BackendContractError("backend answer is too large")
                 raw = await _read_bounded(response.content)
+                retry_after = response.headers.getall("Retry-After", ())
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise BackendUnavailableError("backend did not answer in time") from None
         except aiohttp.ClientError as exc:
             raise BackendUnavailableError(f"backend unreachable: {type(exc).__name__}") from None
-        return _parse(status, raw)
+        return _parse(status, raw, retry_after)
 
 
 async def _read_bounded(stream: aiohttp.StreamReader) -> bytes:
@@ -247,7 +261,24 @@ async def _read_bounded(stream: aiohttp.StreamReader) -> bytes:
     return b"".join(chunks)
 
 
-def _parse(status: int, raw: bytes) -> dict[str, Any]:
+def _retry_after(values: Sequence[str]) -> int | None:
+    """One ``Retry-After`` in delta-seconds, clamped to 1..``MAX_RETRY_AFTER_SECONDS``.
+
+    None when it is absent, repeated (ambiguous), an HTTP-date, negative or not
+    a number.
+    """
+    if len(values) != 1:
+        return None
+    value = values[0].strip(" \t")
+    if not _DELTA_SECONDS.fullmatch(value):
+        return None
+    digits = value.lstrip("0")
+    if len(digits) > len(str(MAX_RETRY_AFTER_SECONDS)):  # past the bound: not converted at all
+        return MAX_RETRY_AFTER_SECONDS
+    return min(max(int(digits or "0"), 1), MAX_RETRY_AFTER_SECONDS)
+
+
+def _parse(status: int, raw: bytes, retry_after: Sequence[str] = ()) -> dict[str, Any]:
     try:
         data = _decode_json(raw)
     except msgspec.DecodeError:
@@ -260,7 +291,7 @@ def _parse(status: int, raw: bytes) -> dict[str, Any]:
     if isinstance(error, dict) and 400 <= status <= 599:
         code, message = error.get("code"), error.get("message")
         if isinstance(code, str) and _CODE.fullmatch(code) and isinstance(message, str):
-            raise BackendApiError(status, code, message.strip())
+            raise BackendApiError(status, code, message.strip(), _retry_after(retry_after))
     if answers_unavailable(status):
         raise BackendUnavailableError(f"backend answered {status}")
     raise BackendContractError(f"backend answered {status} without an error body")
