@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -17,6 +18,7 @@ from edgecore.config.sections import RedisSettings
 from edgecore.replay import (
     RedisReplayStore,
     ReplayStoreUnavailableError,
+    Reservation,
     epoch_key,
     replay_key,
     seed_replay_epoch,
@@ -458,3 +460,33 @@ async def test_a_redis_that_lost_its_data_moves_the_replay_floor(
         if isinstance(store, RespReplayStore):
             await store.aclose()
         await client.aclose()
+
+
+@integration
+async def test_a_stalled_event_loop_is_not_a_silent_redis(
+    redis_url: str, redis_server: RedisServer
+):
+    """CPU starvation: this process is not scheduled for longer than the reserve timeout
+    while Redis answers at once. The replies are waiting in the socket when the loop
+    wakes up, so no reservation may fail and the connection must not be dropped."""
+    store = RespReplayStore(
+        settings_for(redis_server.host, redis_server.port, redis_server.password),
+        key_prefix="test:replay:",
+        reserve_timeout=timedelta(milliseconds=200),
+    )
+    try:
+        assert (await store.reserve("s", "warm-up", MINUTE)).first_use
+        for round_ in range(3):
+            tasks = [
+                asyncio.ensure_future(store.reserve("s", f"{round_}-{n}", MINUTE))
+                for n in range(50)
+            ]
+            await asyncio.sleep(0)  # the reservations are queued...
+            await asyncio.sleep(0)  # ...and written
+            time.sleep(0.6)  # noqa: ASYNC251 - the stall under test: 3x the reserve timeout
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            assert [r for r in results if isinstance(r, BaseException)] == []
+            assert all(r.first_use for r in results if isinstance(r, Reservation))
+        assert store.connects == 1
+    finally:
+        await store.aclose()

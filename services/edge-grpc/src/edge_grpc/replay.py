@@ -24,10 +24,12 @@ Failure handling, all fail-closed:
 * an error reply (``-READONLY``, ``-OOM``, ...) fails that reservation;
 * a reply that is not RESP, or not one of the expected kinds, closes the
   connection and fails everything in flight on it;
-* a reservation that times out while the oldest command on the connection
-  has waited at least as long means Redis stopped answering: the
-  connection is aborted, everything in flight on it fails, the next
-  reservation reconnects;
+* a reservation that times out first lets the loop read what the socket
+  holds: when this process was not scheduled for a while (CPU starvation),
+  Redis's replies are waiting there, and a reply that arrived is used, not
+  failed. Only when Redis has sent nothing for a whole reserve timeout while
+  commands waited does it count as stopped answering: the connection is
+  aborted, everything in flight on it fails, the next reservation reconnects;
 * a lost connection fails everything in flight on it.
 """
 
@@ -96,6 +98,7 @@ class RespConnection(asyncio.Protocol):
         self._outgoing: list[bytes] = []
         self.closed = False
         self.lost_reason = ""
+        self.last_reply_at = 0.0  # loop time of the last reply read (0: none yet)
 
     # -- asyncio.Protocol
 
@@ -151,6 +154,12 @@ class RespConnection(asyncio.Protocol):
         """How long the oldest unanswered command has waited (0 when none)."""
         return now - self._pending[0][1] if self._pending else 0.0
 
+    def silent_for(self, now: float) -> float:
+        """How long Redis has sent nothing while a command waited (0 when none waits)."""
+        if not self._pending:
+            return 0.0
+        return now - max(self._pending[0][1], self.last_reply_at)
+
     @property
     def in_flight(self) -> int:
         return len(self._pending)
@@ -170,12 +179,16 @@ class RespConnection(asyncio.Protocol):
         for future, _ in pending:
             if not future.done():
                 future.set_exception(ReplayStoreUnavailableError(reason))
+                # Retrieved: a caller that timed out no longer awaits it, and the
+                # reservation's own reply is never awaited (only the epoch's is).
+                future.exception()
 
     def _resolve(self, value: object) -> None:
         if not self._pending:
             raise _ProtocolViolationError("reply without a command")
         future, _ = self._pending.popleft()
-        if not future.done():  # a caller that timed out or was cancelled
+        self.last_reply_at = future.get_loop().time()
+        if not future.done():  # a caller that was cancelled
             future.set_result(value)
 
     def _parse(self, buffer: bytearray) -> int:
@@ -260,33 +273,51 @@ class RespReplayStore:
         command = encode_command(b"SET", key, b"1", b"NX", b"PX", b"%d" % ttl_ms)
         epoch = encode_command(b"SET", self._epoch_key, b"%d" % now_ms, b"NX", b"GET")
         connection = self._connection
+        epoch_future: asyncio.Future[object] | None = None
         try:
             async with asyncio.timeout(self._timeout):
                 if connection is None or connection.closed:
                     connection = await self._connect()
-                # Both leave in the same write; the replies come back in order.
+                # Both leave in the same write; the replies come back in order, so the
+                # epoch's reply being in means the reservation's is too. shield: a
+                # timeout must not cancel a reply that may be waiting in the socket.
                 reply_future = connection.send(command)
                 epoch_future = connection.send(epoch)
-                reply = await reply_future
-                epoch_reply = await epoch_future
+                await asyncio.shield(epoch_future)
         except TimeoutError:
-            if connection is not None and not connection.closed:
-                now = asyncio.get_running_loop().time()
-                if connection.oldest_wait(now) >= self._timeout:
-                    _log.warning(
-                        "replay store connection stopped answering; reconnecting",
-                        extra={"in_flight": connection.in_flight},
-                    )
-                    connection.abort("TimeoutError")
-            raise ReplayStoreUnavailableError("TimeoutError") from None
+            if connection is None or epoch_future is None:
+                raise ReplayStoreUnavailableError("TimeoutError") from None
+            if not await self._arrived_late(connection, epoch_future):
+                raise ReplayStoreUnavailableError("TimeoutError") from None
         except OSError as exc:
             raise ReplayStoreUnavailableError(type(exc).__name__) from None
+        reply, epoch_reply = reply_future.result(), epoch_future.result()
         for answer in (reply, epoch_reply):
             if isinstance(answer, RespError):
                 raise ReplayStoreUnavailableError(f"error reply {answer.kind}")
         if reply != OK and reply is not None:
             raise ReplayStoreUnavailableError("unexpected reply to SET")
         return Reservation(reply == OK, floor_from_reply(epoch_reply, now_ms))
+
+    async def _arrived_late(self, connection: RespConnection, last: asyncio.Future[object]) -> bool:
+        """After a timeout: whether the reply came after all (the loop was stalled).
+
+        Otherwise, and if Redis has been silent for a whole timeout while commands
+        waited, the connection is given up on.
+        """
+        if not last.done():
+            await asyncio.sleep(0)  # one loop turn: read whatever the socket holds
+        if last.done():
+            return last.exception() is None  # an exception: the connection failed
+        if not connection.closed:
+            now = asyncio.get_running_loop().time()
+            if connection.silent_for(now) >= self._timeout:
+                _log.warning(
+                    "replay store connection stopped answering; reconnecting",
+                    extra={"in_flight": connection.in_flight},
+                )
+                connection.abort("TimeoutError")
+        return False
 
     async def _connect(self) -> RespConnection:
         if self._closed:
