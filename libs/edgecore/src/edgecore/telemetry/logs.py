@@ -3,6 +3,13 @@
 Callers never pass secrets, emails, login codes, challenge ids, public keys,
 payloads, hashes or signatures to a log call; ``RedactingFilter`` is the second
 line of defence that blanks such keys if one slips into ``extra``.
+
+Libraries log what they parse, and some parse unauthenticated input before
+the gateway has checked anything (OpenTelemetry logs an invalid ``tracestate``
+header's keys and values at WARNING). So ``LibraryArgsFilter`` replaces the
+arguments of such loggers' messages with their lengths, and the formatter
+bounds every message and string field at ``MAX_FIELD_CHARS``: nothing a
+client sends reaches a log line unbounded.
 """
 
 from __future__ import annotations
@@ -14,7 +21,14 @@ import time
 from collections.abc import Iterable
 from typing import Any, Final
 
-__all__ = ["SENSITIVE_KEYS", "JsonFormatter", "RedactingFilter", "configure_logging"]
+__all__ = [
+    "MAX_FIELD_CHARS",
+    "SENSITIVE_KEYS",
+    "JsonFormatter",
+    "LibraryArgsFilter",
+    "RedactingFilter",
+    "configure_logging",
+]
 
 SENSITIVE_KEYS: Final = frozenset(
     {
@@ -27,6 +41,25 @@ _LEVELS: Final = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.
                   "error": logging.ERROR}  # fmt: skip
 _STANDARD_ATTRS: Final = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 REDACTED: Final = "[redacted]"
+MAX_FIELD_CHARS: Final = 1024
+# Loggers whose message arguments can be request data the gateway has not checked.
+_UNTRUSTED_ARGS_LOGGERS: Final = ("opentelemetry",)
+
+
+def _bounded(text: str) -> str:
+    if len(text) <= MAX_FIELD_CHARS:
+        return text
+    return f"{text[:MAX_FIELD_CHARS]}...[{len(text) - MAX_FIELD_CHARS} more characters]"
+
+
+class LibraryArgsFilter(logging.Filter):
+    """Keeps a library's message, replaces each argument with its length."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args and record.name.startswith(_UNTRUSTED_ARGS_LOGGERS):
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.args = tuple(f"<{len(str(arg))} characters>" for arg in args)
+        return True
 
 
 class RedactingFilter(logging.Filter):
@@ -49,11 +82,14 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "service": self._service,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": _bounded(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                out[key] = value if isinstance(value, str | int | float | bool) else str(value)
+                if isinstance(value, int | float | bool):
+                    out[key] = value
+                else:
+                    out[key] = _bounded(value if isinstance(value, str) else str(value))
         if record.exc_info and record.exc_info[0] is not None:
             # The exception type only: messages and tracebacks may carry request data.
             out["exc_type"] = record.exc_info[0].__name__
@@ -69,6 +105,7 @@ def configure_logging(level: str, service: str, *, quiet: Iterable[str] = ()) ->
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     handler.addFilter(RedactingFilter())
+    handler.addFilter(LibraryArgsFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS.get(level, logging.INFO))
