@@ -256,6 +256,15 @@ class AuthenticatedGrpcSettings(Section):
     connection_timeout: PositiveDuration = Field(
         duration("5s"), alias="GATEWAY_AUTHENTICATED_GRPC_CONNECTION_TIMEOUT"
     )
+    # Not in the Go gateway's surface (docs/threat-model.md): a connection with no
+    # request or stream in flight for this long is closed, and every connection is
+    # drained (GOAWAY) at this age, so idle or hoarded connections cannot pile up.
+    max_connection_idle: PositiveDuration = Field(
+        duration("5m"), alias="GATEWAY_AUTHENTICATED_GRPC_MAX_CONNECTION_IDLE"
+    )
+    max_connection_age: PositiveDuration = Field(
+        duration("1h"), alias="GATEWAY_AUTHENTICATED_GRPC_MAX_CONNECTION_AGE"
+    )
     freshness_window: PositiveDuration = Field(
         duration("5m"), alias="GATEWAY_AUTHENTICATED_GRPC_FRESHNESS_WINDOW"
     )

@@ -77,6 +77,8 @@ class LaunchSpec:
     addr: HostPort
     shutdown_timeout: timedelta
     headers_timeout: timedelta
+    max_connection_idle: timedelta = timedelta(minutes=5)
+    max_connection_age: timedelta = timedelta(hours=1)
 
     @classmethod
     def of(cls, service: str, app: str, settings: _ListenerSettings) -> LaunchSpec:
@@ -86,6 +88,8 @@ class LaunchSpec:
             addr=settings.grpc.addr,
             shutdown_timeout=settings.shutdown.timeout,
             headers_timeout=settings.grpc.connection_timeout,
+            max_connection_idle=settings.grpc.max_connection_idle,
+            max_connection_age=settings.grpc.max_connection_age,
         )
 
 
@@ -148,6 +152,14 @@ def envoy_config(spec: LaunchSpec, host: str, port: int) -> dict[str, Any]:
             # SubscribeEvents streams are idle between events for as long as they live.
             hcm["stream_idle_timeout"] = "0s"
             hcm["request_headers_timeout"] = f"{spec.headers_timeout.total_seconds()}s"
+            # A connection with nothing in flight is closed after max_connection_idle
+            # (Envoy's own default is an hour); at max_connection_age it is drained:
+            # GOAWAY, in-flight calls get the shutdown budget, streams resume elsewhere.
+            hcm["common_http_protocol_options"] = {
+                "idle_timeout": f"{spec.max_connection_idle.total_seconds()}s",
+                "max_connection_duration": f"{spec.max_connection_age.total_seconds()}s",
+            }
+            hcm["drain_timeout"] = f"{spec.shutdown_timeout.total_seconds()}s"
             hcm["http2_protocol_options"] = {
                 "connection_keepalive": _KEEPALIVE,
                 "initial_stream_window_size": STREAM_WINDOW_BYTES,
