@@ -125,7 +125,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from proctree import process_tree, tree_cpu_seconds
+from proctree import pin, process_tree, tree_cpu_seconds
 
 from edgecore.event_history import EventKeys, HistoryStore
 from edgecore.keys import encode_ed25519_pkcs8_pem
@@ -190,16 +190,6 @@ def busy_percent(
                            / max(1, after[cpu][1] - before[cpu][1]), 1)
         for cpu in sorted(after)
     }  # fmt: skip
-
-
-def pin(pid: int, cpus: set[int]) -> None:
-    """Pin every thread of ``pid`` and of its descendants (as ``taskset -a -p``)."""
-    for process in process_tree(pid):
-        tasks = Path(f"/proc/{process}/task")
-        tids = [int(t.name) for t in tasks.iterdir()] if tasks.exists() else [process]
-        for tid in tids:
-            with contextlib.suppress(OSError):
-                os.sched_setaffinity(tid, cpus)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
