@@ -483,7 +483,7 @@ async def test_a_stalled_event_loop_is_not_a_silent_redis(
             ]
             await asyncio.sleep(0)  # the reservations are queued...
             await asyncio.sleep(0)  # ...and written
-            time.sleep(0.6)  # noqa: ASYNC251 - the stall under test: 3x the reserve timeout
+            time.sleep(0.6)  # the stall under test: 3x the reserve timeout
             results = await asyncio.gather(*tasks, return_exceptions=True)
             assert [r for r in results if isinstance(r, BaseException)] == []
             assert all(r.first_use for r in results if isinstance(r, Reservation))
