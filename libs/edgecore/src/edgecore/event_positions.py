@@ -72,7 +72,8 @@ class Position:
 
     @classmethod
     def parse(cls, text: str) -> Position:
-        if len(text.encode()) > MAX_POSITION_BYTES:
+        # surrogatepass: a lone surrogate is rejected below (PositionError), not here.
+        if len(text.encode("utf-8", "surrogatepass")) > MAX_POSITION_BYTES:
             raise PositionError("position is too long")
         epoch, sep, entry = text.partition(":")
         if not sep or _EPOCH.fullmatch(epoch) is None:

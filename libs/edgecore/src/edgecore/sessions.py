@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeGuard
 
 __all__ = ["SessionRecord", "SessionRecordError", "SessionStatus"]
 
@@ -76,7 +76,7 @@ class SessionRecord:
     def from_json(cls, raw: bytes | str) -> SessionRecord:
         try:
             data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # nesting deeper than ~1000
             raise SessionRecordError("session record is not valid JSON") from None
         return cls.from_json_dict(data)
 
@@ -96,7 +96,7 @@ class SessionRecord:
             ) from None
         metadata = data.get("client_metadata", {})
         if not isinstance(metadata, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+            _is_text(k) and _is_text(v) for k, v in metadata.items()
         ):
             raise SessionRecordError(
                 "session record field 'client_metadata' must map strings to strings"
@@ -127,9 +127,21 @@ _FIELDS = frozenset(
 )
 
 
+def _is_text(value: object) -> TypeGuard[str]:
+    """A str that is valid Unicode text: JSON can spell lone surrogates (``"\\ud800"``),
+    which no UTF-8 consumer (Redis keys, headers, logs) can encode."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _str(data: Mapping[str, object], name: str, *, allow_empty: bool = False) -> str:
     value = data.get(name)
-    if not isinstance(value, str) or (not allow_empty and not value):
+    if not _is_text(value) or (not allow_empty and not value):
         raise SessionRecordError(f"session record field {name!r} must be a non-empty string")
     return value
 
@@ -138,7 +150,7 @@ def _optional_str(data: Mapping[str, object], name: str) -> str | None:
     value = data.get(name)
     if value is None:
         return None
-    if not isinstance(value, str):
+    if not _is_text(value):
         raise SessionRecordError(f"session record field {name!r} must be a string")
     return value
 

@@ -160,6 +160,10 @@ def decode_client_event(
 def _check_fields(
     fields: Mapping[bytes, bytes], allowed: frozenset[bytes], *, required: frozenset[bytes]
 ) -> str | None:
+    # Redis replies are bytes, but a decoder is total: names or values of other types
+    # (a MessagePack live message can carry ints, lists, ...) make the entry malformed.
+    if not all(type(name) is bytes and type(value) is bytes for name, value in fields.items()):
+        return "field names and values must be byte strings"
     if fields.get(b"v") != ENTRY_VERSION:
         return "missing or unsupported entry version"
     unknown = sorted(set(fields) - allowed)

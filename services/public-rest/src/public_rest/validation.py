@@ -154,7 +154,8 @@ def normalize_email(raw: str) -> str:
     if not value:
         raise ValidationProblem("email", "email must not be empty")
     local, sep, domain = value.rpartition("@")
-    domain = domain.lower().rstrip(".") if sep else ""
+    # ASCII before lower-casing: KELVIN SIGN (U+212A) lower-cases to an ASCII "k".
+    domain = domain.lower().rstrip(".") if sep and domain.isascii() else ""
     if (
         not sep
         or len(value) > MAX_EMAIL_LENGTH

@@ -221,6 +221,8 @@ class UserFeeds:
     def _on_live(self, feed: Feed, data: bytes) -> Awaitable[None] | None:
         try:
             raw = msgpack.unpackb(data, raw=True, use_list=True)
+            if not isinstance(raw, list):  # a map would raise KeyError below and end the reader
+                raise TypeError("a live message is an array")
             entry_id = parse_entry_id(raw[0])
             fields = dict(zip(raw[1::2], raw[2::2], strict=True))
         except (ValueError, TypeError, IndexError, PositionError, msgpack.UnpackException):

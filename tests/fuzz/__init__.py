@@ -1,0 +1,1 @@
+"""Property-based fuzz targets (docs/fuzzing.md); selected with ``-m fuzz``."""
