@@ -162,6 +162,8 @@ def test_envoy_config_keeps_streams_open_and_never_shares_the_port():
         addr=HostPort("", 9090),
         shutdown_timeout=timedelta(seconds=5),
         headers_timeout=timedelta(seconds=5),
+        max_connection_idle=timedelta(minutes=5),
+        max_connection_age=timedelta(hours=1),
     )
     config = envoy_config(spec, "::", 9090)
     assert "admin" not in config
@@ -173,7 +175,6 @@ def test_envoy_config_keeps_streams_open_and_never_shares_the_port():
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
     assert hcm["stream_idle_timeout"] == "0s"
     assert hcm["http2_protocol_options"]["connection_keepalive"]["interval"] == "60s"
-    # The defaults of GATEWAY_AUTHENTICATED_GRPC_MAX_CONNECTION_IDLE / _AGE.
     assert hcm["common_http_protocol_options"] == {
         "idle_timeout": "300.0s",
         "max_connection_duration": "3600.0s",

@@ -104,7 +104,7 @@ class InProcessSessionCache:
         self._entries: OrderedDict[str, tuple[float, CachedSession]] = OrderedDict()
         self._negative: OrderedDict[str, float] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[CachedSession | None]] = {}
-        self.lookups = 0  # backend calls made; exported as a metric and asserted by tests
+        self.lookups = 0  # backend calls made (tests assert it)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -127,7 +127,7 @@ class InProcessSessionCache:
         pending = self._inflight.get(device_session_id)
         if pending is None:
             if admit_lookup is not None and not admit_lookup():
-                raise SessionLookupRefusedError(device_session_id[:64])
+                raise SessionLookupRefusedError
             pending = asyncio.get_running_loop().create_future()
             self._inflight[device_session_id] = pending
             asyncio.get_running_loop().create_task(self._load(device_session_id, pending))

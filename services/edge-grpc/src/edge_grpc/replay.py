@@ -150,10 +150,6 @@ class RespConnection(asyncio.Protocol):
         if outgoing and transport is not None and not self.closed:
             transport.write(outgoing[0] if len(outgoing) == 1 else b"".join(outgoing))
 
-    def oldest_wait(self, now: float) -> float:
-        """How long the oldest unanswered command has waited (0 when none)."""
-        return now - self._pending[0][1] if self._pending else 0.0
-
     def silent_for(self, now: float) -> float:
         """How long Redis has sent nothing while a command waited (0 when none waits)."""
         if not self._pending:

@@ -32,6 +32,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-un
 
 from edgecore.backend.routes import BACKEND_ROUTES
 from edgecore.catalog import PROTOCOL_VERSION
+from edgecore.clock import wall_clock_ms
 from edgecore.fbjson import default_codec
 from edgecore.internal_auth import HmacRequestSigner
 from edgecore.keys import encode_ed25519_pkcs8_pem
@@ -73,7 +74,7 @@ class ProcessFailedError(RuntimeError):
 
 
 def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+    return wall_clock_ms()
 
 
 def write_signer_key(path: Path, signer: Signer | None = None) -> Signer:

@@ -21,10 +21,10 @@ from datetime import timedelta
 from typing import Final, Protocol, TypeVar
 
 from edgecore.backend.client import (
-    MAX_RETRY_AFTER_SECONDS,
     BackendApiError,
     BackendClient,
     BackendUnavailableError,
+    clamp_retry_after,
 )
 from edgecore.errors import Reject
 from public_rest.errors import PublicError, default_code_for_status, default_message_for_status
@@ -164,7 +164,7 @@ def _retry_after_seconds(value: object) -> int:
     # is held to the same bounds here.
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         return DEFAULT_UPSTREAM_RETRY_AFTER_SECONDS
-    return min(max(value, 1), MAX_RETRY_AFTER_SECONDS)
+    return clamp_retry_after(value)
 
 
 class AuthCaller:

@@ -52,6 +52,7 @@ __all__ = [
     "BackendUnavailableError",
     "MAX_RETRY_AFTER_SECONDS",
     "build_backend_client",
+    "clamp_retry_after",
 ]
 
 _JSON: Final = "application/json"
@@ -275,7 +276,12 @@ def _retry_after(values: Sequence[str]) -> int | None:
     digits = value.lstrip("0")
     if len(digits) > len(str(MAX_RETRY_AFTER_SECONDS)):  # past the bound: not converted at all
         return MAX_RETRY_AFTER_SECONDS
-    return min(max(int(digits or "0"), 1), MAX_RETRY_AFTER_SECONDS)
+    return clamp_retry_after(int(digits or "0"))
+
+
+def clamp_retry_after(seconds: int) -> int:
+    """A Retry-After hint passed on to clients: at least 1 s, at most an hour."""
+    return min(max(seconds, 1), MAX_RETRY_AFTER_SECONDS)
 
 
 def _parse(status: int, raw: bytes, retry_after: Sequence[str] = ()) -> dict[str, Any]:

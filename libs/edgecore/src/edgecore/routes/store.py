@@ -19,13 +19,13 @@ from scratch, so edge-grpc, which applies only newer versions, follows.
 from __future__ import annotations
 
 import enum
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, cast
 
 import redis.asyncio as redis
 
+from edgecore.clock import wall_clock_ms
 from edgecore.routes.sealing import RouteTableKey, RouteTableSealError
 from edgecore.routes.table import (
     TABLE_FORMAT,
@@ -136,7 +136,7 @@ class RouteTablePublisher:
         snapshot_key: str,
         stream: str,
         stream_maxlen: int = _DEFAULT_STREAM_MAXLEN,
-        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        clock_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self._client = client
         self._key = key

@@ -77,8 +77,8 @@ class LaunchSpec:
     addr: HostPort
     shutdown_timeout: timedelta
     headers_timeout: timedelta
-    max_connection_idle: timedelta = timedelta(minutes=5)
-    max_connection_age: timedelta = timedelta(hours=1)
+    max_connection_idle: timedelta
+    max_connection_age: timedelta
 
     @classmethod
     def of(cls, service: str, app: str, settings: _ListenerSettings) -> LaunchSpec:

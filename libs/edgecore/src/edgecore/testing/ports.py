@@ -25,9 +25,9 @@ __all__ = ["free_port"]
 _RANGE_FLOOR: Final = 10_000
 # Linux's default low end of net.ipv4.ip_local_port_range.
 _DEFAULT_EPHEMERAL_FLOOR: Final = 32_768
-# xdist workers take blocks 0..15; every other process hashes its pid into 16..31.
+# Each process hashes its pid into one of these blocks, so parallel test processes
+# (the pytest run, vitest's system, a bench) rarely pick from the same numbers.
 _BLOCKS: Final = 32
-_WORKER_BLOCKS: Final = 16
 
 
 def _ephemeral_floor() -> int:
@@ -38,16 +38,9 @@ def _ephemeral_floor() -> int:
     return low if low > _RANGE_FLOOR + _BLOCKS else _DEFAULT_EPHEMERAL_FLOOR
 
 
-def _block_index() -> int:
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    if worker.startswith("gw") and worker[2:].isdigit():
-        return int(worker[2:]) % _WORKER_BLOCKS
-    return _WORKER_BLOCKS + os.getpid() % (_BLOCKS - _WORKER_BLOCKS)
-
-
 def _candidates() -> Iterator[int]:
     size = (_ephemeral_floor() - _RANGE_FLOOR) // _BLOCKS
-    start = _RANGE_FLOOR + _block_index() * size
+    start = _RANGE_FLOOR + os.getpid() % _BLOCKS * size
     # A random starting point, so a re-run right after a crash does not meet its own TIME_WAITs.
     offset = secrets.randbelow(size)
     return (start + (offset + step) % size for step in itertools.count())
